@@ -1,0 +1,88 @@
+"""Per-group sufficient statistics of the Gaussian model, reduced in one pass.
+
+Six numbers per group: n, the means of x and y, and the centred sums
+Sxx = sum (x - xbar)^2, Sxy = sum (x - xbar)(y - ybar), Syy = sum (y - ybar)^2.
+Centred moments keep full precision when x or y carry a large offset.
+
+The reduction is mergeable (Chan, Golub and LeVeque's pairwise update): each
+chunk of rows is reduced on its own and `merge` combines partial results, so a
+distributed engine can replace `reduce_chunks` by a map over partitions and a
+tree of merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Sufficient statistics per group, arrays of length n_groups."""
+
+    n: np.ndarray
+    xbar: np.ndarray
+    ybar: np.ndarray
+    sxx: np.ndarray
+    sxy: np.ndarray
+    syy: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.n)
+
+    @classmethod
+    def empty(cls, n_groups: int) -> GroupStats:
+        z = np.zeros(n_groups)
+        return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy())
+
+    @classmethod
+    def from_rows(cls, codes: np.ndarray, x: np.ndarray, y: np.ndarray, n_groups: int) -> GroupStats:
+        """Reduce one chunk of rows (two passes over the chunk: means, then centred sums)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        n = np.bincount(codes, minlength=n_groups).astype(np.float64)
+        safe = np.where(n > 0, n, 1.0)
+        xbar = np.bincount(codes, x, minlength=n_groups) / safe
+        ybar = np.bincount(codes, y, minlength=n_groups) / safe
+        dx = x - xbar[codes]
+        dy = y - ybar[codes]
+        return cls(
+            n,
+            xbar,
+            ybar,
+            np.bincount(codes, dx * dx, minlength=n_groups),
+            np.bincount(codes, dx * dy, minlength=n_groups),
+            np.bincount(codes, dy * dy, minlength=n_groups),
+        )
+
+    def merge(self, other: GroupStats) -> GroupStats:
+        """Combine the statistics of two disjoint sets of rows."""
+        n = self.n + other.n
+        safe = np.where(n > 0, n, 1.0)
+        wa, wb = self.n / safe, other.n / safe
+        dx = other.xbar - self.xbar
+        dy = other.ybar - self.ybar
+        cross = self.n * other.n / safe
+        return GroupStats(
+            n,
+            self.xbar * wa + other.xbar * wb,
+            self.ybar * wa + other.ybar * wb,
+            self.sxx + other.sxx + dx * dx * cross,
+            self.sxy + other.sxy + dx * dy * cross,
+            self.syy + other.syy + dy * dy * cross,
+        )
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in ("n", "xbar", "ybar", "sxx", "sxy", "syy")}
+
+
+def reduce_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n_groups: int) -> GroupStats:
+    """The replaceable reduction step: fold (codes, x, y) chunks into GroupStats."""
+    total = GroupStats.empty(n_groups)
+    for codes, x, y in chunks:
+        total = total.merge(GroupStats.from_rows(codes, x, y, n_groups))
+    return total

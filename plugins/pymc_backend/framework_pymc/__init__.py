@@ -1,0 +1,1 @@
+"""The pymc backend plugin (being written)."""

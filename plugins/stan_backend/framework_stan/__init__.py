@@ -1,0 +1,1 @@
+"""The stan backend plugin (being written)."""
