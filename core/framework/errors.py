@@ -61,7 +61,9 @@ class RunDirectoryError(UserError):
 
 
 class DiagnosticsFailed(UserError):
-    """`--strict` was given and the convergence checks failed."""
+    """`--strict` was given and the convergence checks failed; exit status 3."""
+
+    exit_code = 3
 
 
 class Interrupted(FrameworkError):

@@ -1,0 +1,149 @@
+"""One run: spec -> dataset -> backend -> checked posterior -> estimates, forecasts, diagnostics."""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .data import Dataset, load_dataset
+from .diagnostics import diagnose
+from .errors import FrameworkError
+from .estimates import group_estimates, hyperparameter_table, recovery_table
+from .forecasts import forecast_table
+from .outputs import atomic_directory, write_run
+from .parameterisation import resolve_method, resolve_parameterisation
+from .plugins import get_registry
+from .posterior import check_posterior
+from .priors import HYPERPARAMETERS
+from .problem import Problem, SamplerSettings
+from .spec import Spec, load_spec
+
+
+@dataclass
+class Prepared:
+    """A validated spec with its data, backend, options and resolved settings; nothing fitted yet."""
+
+    spec: Spec
+    dataset: Dataset
+    backend: object
+    options: dict
+    problem: Problem
+    settings: SamplerSettings
+    seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What a run produced; `forecast` answers new questions from the same posterior."""
+
+    spec: Spec
+    dataset: Dataset
+    idata: object
+    estimates: pd.DataFrame
+    hyperparameters: pd.DataFrame
+    forecasts: pd.DataFrame
+    diagnostics: dict
+    recovery: pd.DataFrame | None = None
+    output_dir: Path | None = None
+
+    def forecast(self, group: str, x: float | list[float]) -> pd.DataFrame:
+        xs = x if isinstance(x, list | tuple) else [x]
+        return forecast_table(self.idata, [(str(group), float(v)) for v in xs])
+
+
+def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared:
+    """Everything short of sampling: load data, find the backend, validate its options."""
+    t0 = time.perf_counter()
+    registry = get_registry()
+    backend = registry.require_available(spec.backend.name) if check_available else registry.get(spec.backend.name)
+    options = backend.validate_options(dict(spec.backend.options))
+    dataset = load_dataset(spec)
+    method = resolve_method(spec.sampler.method, backend)
+    parameterisation = resolve_parameterisation(spec.model.parameterisation, dataset.stats)
+    seed = spec.sampler.seed if spec.sampler.seed is not None else secrets.randbelow(2**31)
+    s = spec.sampler
+    settings = SamplerSettings(s.chains, s.warmup, s.draws, seed, s.target_accept, s.max_treedepth)
+    priors = {p: spec.model.prior(p) for p in HYPERPARAMETERS}
+    problem = Problem(dataset, priors, method, parameterisation, progress)
+    return Prepared(spec, dataset, backend, options, problem, settings, {"prepare": time.perf_counter() - t0})
+
+
+def fit(prepared: Prepared):
+    """Call the backend and check what it returns; a plugin's own crash is named as such."""
+    backend = prepared.backend
+    try:
+        idata = backend.fit(prepared.problem, prepared.settings, prepared.options)
+    except (FrameworkError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise FrameworkError(
+            f"backend '{backend.name}' crashed: {type(exc).__name__}: {exc}. This is a bug in the "
+            "plugin: rerun with --debug for the traceback and report it, or try another backend."
+        ) from exc
+    check_posterior(idata, prepared.dataset, backend.name)
+    return idata
+
+
+def summarise(prepared: Prepared, idata) -> RunResult:
+    """Estimates, forecasts and diagnostics from the posterior alone (same for every backend)."""
+    spec, dataset = prepared.spec, prepared.dataset
+    diagnostics = diagnose(idata, prepared.settings.max_treedepth)
+    attrs = dict(idata.posterior.attrs)
+    diagnostics.update(
+        backend=prepared.backend.name,
+        engine=attrs.get("engine"),
+        method=prepared.problem.method,
+        parameterisation=prepared.problem.parameterisation,
+        seed=prepared.settings.seed,
+        timings={**prepared.seconds, "compile": attrs.get("compile_seconds"), "sampling": attrs.get("sampling_seconds")},
+        versions={"framework": __version__, "python": platform.python_version(), "backend": attrs.get("library_versions")},
+        spec_sha256=spec.digest(),
+        data_sha256=dataset.digest(),
+        data={"source": dataset.source, "rows": dataset.n_rows, "groups": dataset.n_groups, "warnings": dataset.warnings},
+    )
+    sampling = attrs.get("sampling_seconds")
+    if sampling:
+        diagnostics["min_ess_bulk_per_second"] = diagnostics["min_ess_bulk"] / float(sampling)
+    recovery = recovery_table(idata, dataset.truth) if dataset.truth else None
+    if recovery is not None:
+        diagnostics["recovery"] = {
+            "covered": int(recovery["covered"].sum()),
+            "of": len(recovery),
+            **{k: v for k, v in recovery.attrs.items()},
+        }
+    return RunResult(
+        spec=spec,
+        dataset=dataset,
+        idata=idata,
+        estimates=group_estimates(idata),
+        hyperparameters=hyperparameter_table(idata, diagnostics),
+        forecasts=forecast_table(idata, [(f.group, f.x) for f in spec.forecasts]),
+        diagnostics=diagnostics,
+        recovery=recovery,
+    )
+
+
+def run(spec: Spec | str | Path, overrides=(), output_dir: str | Path | None = None,
+        write: bool = True, progress=None) -> RunResult:
+    """Run a spec end to end; with `write`, the outputs land atomically in the run directory."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec, overrides)
+    t0 = time.perf_counter()
+    prepared = prepare(spec, progress)
+    target = Path(output_dir) if output_dir else spec.output_dir()
+    if not write:
+        idata = fit(prepared)
+        return summarise(prepared, idata)
+    with atomic_directory(target) as tmp:
+        idata = fit(prepared)
+        result = summarise(prepared, idata)
+        result.diagnostics["timings"]["total"] = time.perf_counter() - t0
+        write_run(tmp, result)
+    result.output_dir = target
+    return result
