@@ -46,7 +46,7 @@ class FakeBackend:
         deadline = time.monotonic() + options["sleep"]
         while time.monotonic() < deadline:  # stands in for a long sampling run
             time.sleep(0.05)
-        a, b = framework.draw_group_effects(ds.stats, *(hyper[k] for k in framework.HYPERPARAMETERS), seed=rng)
+        a, b = framework.draw_group_effects(ds.stats, **hyper, seed=rng)
         if self.breaks == "shuffled":
             a, b = a[..., ::-1], b[..., ::-1]
         return framework.build_posterior(

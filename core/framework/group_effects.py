@@ -29,7 +29,7 @@ from .stats import GroupStats
 LOG_2PI = float(np.log(2 * np.pi))
 
 
-def _terms(stats: GroupStats, intercept_mu, slope_mu, intercept_sigma, slope_sigma, error_sigma):
+def _terms(stats: GroupStats, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma):
     """A (as a11, a12, a22), b and r'r per group, broadcast over leading draw axes."""
     mu0 = np.asarray(intercept_mu)[..., None]
     mu1 = np.asarray(slope_mu)[..., None]
@@ -47,9 +47,12 @@ def _terms(stats: GroupStats, intercept_mu, slope_mu, intercept_sigma, slope_sig
     return a11, a12, a22, xr0 / s2, xr1 / s2, rr, s2
 
 
-def marginal_loglik(stats: GroupStats, intercept_mu, slope_mu, intercept_sigma, slope_sigma, error_sigma):
-    """Log p(y | hyperparameters) summed over groups; broadcasts over draw axes."""
-    a11, a12, a22, b0, b1, rr, s2 = _terms(stats, intercept_mu, slope_mu, intercept_sigma, slope_sigma, error_sigma)
+def marginal_loglik(stats: GroupStats, *, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma):
+    """Log p(y | hyperparameters) summed over groups; broadcasts over draw axes.
+
+    Hyperparameters are keyword-only so that their order can never be mixed up.
+    """
+    a11, a12, a22, b0, b1, rr, s2 = _terms(stats, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)
     det_a = a11 * a22 - a12**2
     quad = rr / s2 - (a22 * b0**2 - 2 * a12 * b0 * b1 + a11 * b1**2) / det_a
     log_det_d = 2 * np.log(np.asarray(intercept_sigma))[..., None] + 2 * np.log(np.asarray(slope_sigma))[..., None]
@@ -60,9 +63,10 @@ def marginal_loglik(stats: GroupStats, intercept_mu, slope_mu, intercept_sigma, 
 
 def draw_group_effects(
     stats: GroupStats,
+    *,
     intercept_mu,
-    slope_mu,
     intercept_sigma,
+    slope_mu,
     slope_sigma,
     error_sigma,
     seed: int | np.random.Generator | None = None,
@@ -70,12 +74,13 @@ def draw_group_effects(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw (intercept, slope) per group from their exact Gaussian conditional.
 
-    Hyperparameter arrays share a shape such as (chain, draw); the results have
+    Hyperparameters are keyword-only (e.g. `**posterior_dict`), arrays sharing a
+    shape such as (chain, draw); the results have
     that shape plus a trailing group axis. Work is done `chunk` draws at a time so
     temporary memory stays near chunk x n_groups.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    hyper = [np.asarray(h, dtype=np.float64) for h in (intercept_mu, slope_mu, intercept_sigma, slope_sigma, error_sigma)]
+    hyper = [np.asarray(h, dtype=np.float64) for h in (intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)]
     shape = np.broadcast_shapes(*(h.shape for h in hyper))
     flat = [np.broadcast_to(h, shape).reshape(-1) for h in hyper]
     total = flat[0].size
@@ -83,8 +88,8 @@ def draw_group_effects(
     out_b = np.empty((total, stats.n_groups))
     for start in range(0, total, chunk):
         sl = slice(start, start + chunk)
-        mu0, mu1, sa, sb, se = (h[sl] for h in flat)
-        a11, a12, a22, b0, b1, _, _ = _terms(stats, mu0, mu1, sa, sb, se)
+        mu0, sa, mu1, sb, se = (h[sl] for h in flat)
+        a11, a12, a22, b0, b1, _, _ = _terms(stats, mu0, sa, mu1, sb, se)
         det_a = a11 * a22 - a12**2
         # Covariance C = A^-1, mean mu + C b; Cholesky of the 2 x 2 C by hand.
         c11, c12, c22 = a22 / det_a, -a12 / det_a, a11 / det_a
