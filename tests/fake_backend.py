@@ -14,7 +14,13 @@ import numpy as np
 import framework
 from framework import Availability, OptionsError, hookimpl
 
-SPREAD = {"intercept_mu": 0.5, "intercept_sigma": 0.3, "slope_mu": 0.1, "slope_sigma": 0.05, "error_sigma": 0.2}
+SPREAD = {
+    "intercept_mu": 0.5,
+    "intercept_sigma": 0.3,
+    "slope_mu": 0.1,
+    "slope_sigma": 0.05,
+    "error_sigma": 0.2,
+}
 
 
 class FakeBackend:
@@ -32,15 +38,25 @@ class FakeBackend:
     def validate_options(self, options):
         unknown = sorted(set(options) - {"sleep"})
         if unknown:
-            raise OptionsError([f"backend.options.{k}: unknown option for backend 'fake'" for k in unknown])
+            raise OptionsError(
+                [f"backend.options.{k}: unknown option for backend 'fake'" for k in unknown]
+            )
         return {"sleep": float(options.get("sleep", self.sleep))}
 
     def fit(self, problem, settings, options):
         rng = np.random.default_rng(settings.seed)
         ds = problem.dataset
-        truth = ds.truth or {"intercept_mu": 0, "intercept_sigma": 1, "slope_mu": 0, "slope_sigma": 1, "error_sigma": 1}
+        truth = ds.truth or {
+            "intercept_mu": 0,
+            "intercept_sigma": 1,
+            "slope_mu": 0,
+            "slope_sigma": 1,
+            "error_sigma": 1,
+        }
         shape = (settings.chains, settings.draws)
-        hyper = {k: truth[k] + SPREAD[k] * rng.standard_normal(shape) for k in framework.HYPERPARAMETERS}
+        hyper = {
+            k: truth[k] + SPREAD[k] * rng.standard_normal(shape) for k in framework.HYPERPARAMETERS
+        }
         for k in ("intercept_sigma", "slope_sigma", "error_sigma"):
             hyper[k] = np.abs(hyper[k])
         deadline = time.monotonic() + options["sleep"]
@@ -50,9 +66,17 @@ class FakeBackend:
         if self.breaks == "shuffled":
             a, b = a[..., ::-1], b[..., ::-1]
         return framework.build_posterior(
-            hyper, {"intercept": a, "slope": b}, ds, np.zeros(shape, bool),
-            attrs={"backend": "fake", "engine": "numpy", "library_versions": {"numpy": np.__version__},
-                   "sampling_seconds": 0.01, "seed": settings.seed},
+            hyper,
+            {"intercept": a, "slope": b},
+            ds,
+            np.zeros(shape, bool),
+            attrs={
+                "backend": "fake",
+                "engine": "numpy",
+                "library_versions": {"numpy": np.__version__},
+                "sampling_seconds": 0.01,
+                "seed": settings.seed,
+            },
         )
 
 

@@ -21,18 +21,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt:
-        print("framework: interrupted; no output was written and previous results are untouched", file=sys.stderr)
+        print(
+            "framework: interrupted; no output was written and previous results are untouched",
+            file=sys.stderr,
+        )
         return Interrupted.exit_code
     except FrameworkError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"framework: error: {exc}" if not isinstance(exc, UserError) else f"{exc}", file=sys.stderr)
+        print(
+            f"framework: error: {exc}" if not isinstance(exc, UserError) else f"{exc}",
+            file=sys.stderr,
+        )
         return exc.exit_code
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"framework: internal error: {type(exc).__name__}: {exc}\n"
-              "Rerun with --debug for the traceback and report it.", file=sys.stderr)
+        print(
+            f"framework: internal error: {type(exc).__name__}: {exc}\n"
+            "Rerun with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -46,33 +55,54 @@ def _terminate(signum, frame):
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    p = argparse.ArgumentParser(prog="framework", description="Bayesian hierarchical regression from a YAML spec.",
-                                parents=[common])
+    p = argparse.ArgumentParser(
+        prog="framework",
+        description="Bayesian hierarchical regression from a YAML spec.",
+        parents=[common],
+    )
     sub = p.add_subparsers(dest="command")
 
     def spec_command(name, handler, help_text):
         c = sub.add_parser(name, help=help_text, parents=[common])
         c.add_argument("spec", type=Path, help="the YAML spec file")
-        c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a spec value, e.g. --set sampler.chains=2 (repeatable)")
+        c.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a spec value, e.g. --set sampler.chains=2 (repeatable)",
+        )
         c.set_defaults(handler=handler)
         return c
 
     c = spec_command("run", _run, "fit a spec and write the run directory")
-    c.add_argument("-o", "--output", type=Path, help="run directory (default: output.dir or runs/NAME)")
+    c.add_argument(
+        "-o", "--output", type=Path, help="run directory (default: output.dir or runs/NAME)"
+    )
     c.add_argument("--strict", action="store_true", help="exit 3 when convergence diagnostics fail")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    spec_command("validate", _validate, "check a spec, its data and backend options without fitting")
+    spec_command(
+        "validate", _validate, "check a spec, its data and backend options without fitting"
+    )
     c = spec_command("simulate", _simulate, "write the data a spec's simulate block generates")
     c.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
 
-    c = sub.add_parser("backends", help="list installed backends and whether they can run here", parents=[common])
+    c = sub.add_parser(
+        "backends", help="list installed backends and whether they can run here", parents=[common]
+    )
     c.set_defaults(handler=_backends)
 
-    c = sub.add_parser("forecast", help="forecast from a saved run without refitting", parents=[common])
+    c = sub.add_parser(
+        "forecast", help="forecast from a saved run without refitting", parents=[common]
+    )
     c.add_argument("run_dir", type=Path)
-    c.add_argument("--group", required=True, help="group label (a group not in the data uses the population)")
-    c.add_argument("--x", type=float, action="append", required=True, help="predictor value (repeatable)")
+    c.add_argument(
+        "--group", required=True, help="group label (a group not in the data uses the population)"
+    )
+    c.add_argument(
+        "--x", type=float, action="append", required=True, help="predictor value (repeatable)"
+    )
     c.add_argument("--new-groups", choices=("population", "error"), default="population")
     c.set_defaults(handler=_forecast)
     return p
@@ -91,10 +121,15 @@ def _run(args) -> int:
         print(f"framework: warning: {warning}", file=sys.stderr)
     print(summary(result))
     if not result.diagnostics["passed"]:
-        print("framework: warning: convergence diagnostics failed: " + "; ".join(result.diagnostics["problems"]),
-              file=sys.stderr)
+        print(
+            "framework: warning: convergence diagnostics failed: "
+            + "; ".join(result.diagnostics["problems"]),
+            file=sys.stderr,
+        )
         if args.strict:
-            raise DiagnosticsFailed("--strict: convergence diagnostics failed (see above); outputs were written")
+            raise DiagnosticsFailed(
+                "--strict: convergence diagnostics failed (see above); outputs were written"
+            )
     return 0
 
 
@@ -105,13 +140,18 @@ def _validate(args) -> int:
     spec = load_spec(args.spec, args.overrides)
     prepared = prepare(spec, check_available=False)
     ds = prepared.dataset
-    print(f"{args.spec}: valid. {ds.n_rows} rows, {ds.n_groups} groups; backend {spec.backend.name}, "
-          f"method {prepared.problem.method}, output {spec.output_dir()}")
+    print(
+        f"{args.spec}: valid. {ds.n_rows} rows, {ds.n_groups} groups; backend {spec.backend.name}, "
+        f"method {prepared.problem.method}, output {spec.output_dir()}"
+    )
     for warning in ds.warnings:
         print(f"framework: warning: {warning}", file=sys.stderr)
     status = prepared.backend.available()
     if not status:
-        print(f"framework: warning: backend '{spec.backend.name}' cannot run here: {status.reason}", file=sys.stderr)
+        print(
+            f"framework: warning: backend '{spec.backend.name}' cannot run here: {status.reason}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -122,7 +162,9 @@ def _simulate(args) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     if spec.data.simulate is None:
-        raise SpecError(f"{args.spec}: data.simulate: this spec reads a file; add a simulate block to simulate")
+        raise SpecError(
+            f"{args.spec}: data.simulate: this spec reads a file; add a simulate block to simulate"
+        )
     frame = load_dataset(spec).to_frame()
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +172,9 @@ def _simulate(args) -> int:
         frame.to_csv(tmp, index=False)
         tmp.replace(args.output)
     except OSError as exc:
-        raise UserError(f"-o {args.output}: cannot write ({exc.strerror}); choose another path") from None
+        raise UserError(
+            f"-o {args.output}: cannot write ({exc.strerror}); choose another path"
+        ) from None
     print(f"wrote {len(frame)} rows, {frame[spec.model.group].nunique()} groups to {args.output}")
     return 0
 
@@ -148,8 +192,10 @@ def _backends(args) -> int:
         except Exception as exc:  # an availability check must not break the listing
             status = _unavailable(f"available() raised {type(exc).__name__}: {exc}")
         state = "available" if status else f"NOT available: {status.reason}"
-        print(f"{name:10s} {state}\n{'':10s} {backend.description} (plugin {registry.origin(name)}; "
-              f"methods: {', '.join(backend.methods)})")
+        print(
+            f"{name:10s} {state}\n{'':10s} {backend.description} (plugin {registry.origin(name)}; "
+            f"methods: {', '.join(backend.methods)})"
+        )
     for broken in registry.broken:
         print(f"{broken.name:10s} BROKEN: plugin failed to load: {broken.reason}")
     return 0
@@ -167,7 +213,9 @@ def _forecast(args) -> int:
     from .terminal import table
 
     idata = load_posterior(args.run_dir)
-    print(table(forecast_table(idata, [(args.group, x) for x in args.x], new_groups=args.new_groups)))
+    print(
+        table(forecast_table(idata, [(args.group, x) for x in args.x], new_groups=args.new_groups))
+    )
     return 0
 
 

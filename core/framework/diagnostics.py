@@ -43,13 +43,21 @@ def diagnose(idata, max_treedepth: int | None = None) -> dict:
     min_tail = min(p["ess_tail"] for p in parameters.values())
     problems = []
     if not max_rhat <= RHAT_MAX:
-        problems.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} (chains disagree: run longer or check the model)")
+        problems.append(
+            f"R-hat {max_rhat:.3f} > {RHAT_MAX} (chains disagree: run longer or check the model)"
+        )
     if not min(min_bulk, min_tail) >= ESS_MIN:
-        problems.append(f"min ESS {min(min_bulk, min_tail):.0f} < {ESS_MIN} (too few effective draws: raise sampler.draws)")
+        problems.append(
+            f"min ESS {min(min_bulk, min_tail):.0f} < {ESS_MIN} (too few effective draws: raise sampler.draws)"
+        )
     if divergences:
-        problems.append(f"{divergences} divergent transition(s) (raise sampler.target_accept or change model.parameterisation)")
+        problems.append(
+            f"{divergences} divergent transition(s) (raise sampler.target_accept or change model.parameterisation)"
+        )
     if treedepth_hits:
-        problems.append(f"{treedepth_hits} draw(s) hit max_treedepth {max_treedepth} (raise sampler.max_treedepth)")
+        problems.append(
+            f"{treedepth_hits} draw(s) hit max_treedepth {max_treedepth} (raise sampler.max_treedepth)"
+        )
     return {
         "parameters": parameters,
         "max_r_hat": max_rhat,

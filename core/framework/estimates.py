@@ -34,7 +34,14 @@ def hyperparameter_table(idata, diagnostics: dict | None = None) -> pd.DataFrame
     for name in HYPERPARAMETERS:
         d = _draws(idata, name)
         q5, q50, q95 = np.quantile(d, (0.05, 0.5, 0.95))
-        row = {"parameter": name, "mean": d.mean(), "sd": d.std(ddof=1), "q5": q5, "q50": q50, "q95": q95}
+        row = {
+            "parameter": name,
+            "mean": d.mean(),
+            "sd": d.std(ddof=1),
+            "q5": q5,
+            "q50": q50,
+            "q95": q95,
+        }
         if diagnostics:
             per = diagnostics["parameters"][name]
             row.update(r_hat=per["r_hat"], ess_bulk=per["ess_bulk"], ess_tail=per["ess_tail"])
@@ -49,8 +56,16 @@ def recovery_table(idata, truth: dict) -> pd.DataFrame:
         d = _draws(idata, name)
         lo, hi = np.quantile(d, QUANTILES)
         t = float(truth[name])
-        rows.append({"parameter": name, "truth": t, "mean": d.mean(), "q5": lo, "q95": hi,
-                     "covered": bool(lo <= t <= hi)})
+        rows.append(
+            {
+                "parameter": name,
+                "truth": t,
+                "mean": d.mean(),
+                "q5": lo,
+                "q95": hi,
+                "covered": bool(lo <= t <= hi),
+            }
+        )
     table = pd.DataFrame(rows)
     for name in ("intercept", "slope"):
         if name in truth:

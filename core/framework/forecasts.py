@@ -33,13 +33,17 @@ def predictive_components(idata, group: str, x: float, new_groups: str = "popula
         means = flat("intercept")[:, j] + flat("slope")[:, j] * x
         return means, sigma, "fitted"
     if new_groups == "error":
-        raise UserError(f"group '{group}' is not in the data; known groups include {', '.join(labels[:10])}")
+        raise UserError(
+            f"group '{group}' is not in the data; known groups include {', '.join(labels[:10])}"
+        )
     means = flat("intercept_mu") + flat("slope_mu") * x
     sds = np.sqrt(flat("intercept_sigma") ** 2 + (flat("slope_sigma") * x) ** 2 + sigma**2)
     return means, sds, "population"
 
 
-def mixture_quantiles(means: np.ndarray, sds: np.ndarray, probs=PROBS, tol: float = 1e-10) -> np.ndarray:
+def mixture_quantiles(
+    means: np.ndarray, sds: np.ndarray, probs=PROBS, tol: float = 1e-10
+) -> np.ndarray:
     """Quantiles of an equal-weight mixture of normals, by bisection on its CDF."""
     probs = np.asarray(probs, dtype=float)
     lo = np.full(probs.shape, np.min(means - 12 * sds))
@@ -61,8 +65,16 @@ def forecast(idata, group: str, x: float, new_groups: str = "population") -> dic
     mean = means.mean()
     sd = np.sqrt(np.mean(sds**2 + means**2) - mean**2)
     q5, q50, q95 = mixture_quantiles(means, sds)
-    return {"group": str(group), "x": float(x), "source": source, "mean": mean, "sd": sd,
-            "q5": q5, "q50": q50, "q95": q95}
+    return {
+        "group": str(group),
+        "x": float(x),
+        "source": source,
+        "mean": mean,
+        "sd": sd,
+        "q5": q5,
+        "q50": q50,
+        "q95": q95,
+    }
 
 
 def forecast_table(idata, requests, new_groups: str = "population") -> pd.DataFrame:

@@ -47,15 +47,22 @@ def _terms(stats: GroupStats, intercept_mu, intercept_sigma, slope_mu, slope_sig
     return a11, a12, a22, xr0 / s2, xr1 / s2, rr, s2
 
 
-def marginal_loglik(stats: GroupStats, *, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma):
+def marginal_loglik(
+    stats: GroupStats, *, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma
+):
     """Log p(y | hyperparameters) summed over groups; broadcasts over draw axes.
 
     Hyperparameters are keyword-only so that their order can never be mixed up.
     """
-    a11, a12, a22, b0, b1, rr, s2 = _terms(stats, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)
+    a11, a12, a22, b0, b1, rr, s2 = _terms(
+        stats, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma
+    )
     det_a = a11 * a22 - a12**2
     quad = rr / s2 - (a22 * b0**2 - 2 * a12 * b0 * b1 + a11 * b1**2) / det_a
-    log_det_d = 2 * np.log(np.asarray(intercept_sigma))[..., None] + 2 * np.log(np.asarray(slope_sigma))[..., None]
+    log_det_d = (
+        2 * np.log(np.asarray(intercept_sigma))[..., None]
+        + 2 * np.log(np.asarray(slope_sigma))[..., None]
+    )
     n = stats.n
     per_group = -0.5 * (n * LOG_2PI + n * np.log(s2) + log_det_d + np.log(det_a) + quad)
     return per_group.sum(axis=-1)
@@ -80,7 +87,10 @@ def draw_group_effects(
     temporary memory stays near chunk x n_groups.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    hyper = [np.asarray(h, dtype=np.float64) for h in (intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)]
+    hyper = [
+        np.asarray(h, dtype=np.float64)
+        for h in (intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)
+    ]
     shape = np.broadcast_shapes(*(h.shape for h in hyper))
     flat = [np.broadcast_to(h, shape).reshape(-1) for h in hyper]
     total = flat[0].size

@@ -14,7 +14,14 @@ import yaml
 
 from .errors import RunDirectoryError, UserError
 
-FILES = ("posterior.nc", "estimates.csv", "hyperparameters.csv", "forecasts.csv", "diagnostics.json", "spec.yaml")
+FILES = (
+    "posterior.nc",
+    "estimates.csv",
+    "hyperparameters.csv",
+    "forecasts.csv",
+    "diagnostics.json",
+    "spec.yaml",
+)
 
 
 @contextlib.contextmanager
@@ -45,7 +52,9 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     old = None
     if target.exists():
         if not target.is_dir():
-            raise UserError(f"output.dir: {target} exists and is not a directory; choose another path")
+            raise UserError(
+                f"output.dir: {target} exists and is not a directory; choose another path"
+            )
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         old.rmdir()
         os.rename(target, old)
@@ -67,8 +76,12 @@ def write_run(folder: Path, result) -> None:
     result.forecasts.to_csv(folder / "forecasts.csv", index=False)
     if result.recovery is not None:
         result.recovery.to_csv(folder / "recovery.csv", index=False)
-    (folder / "diagnostics.json").write_text(json.dumps(result.diagnostics, indent=2, default=_plain) + "\n")
-    (folder / "spec.yaml").write_text(yaml.safe_dump(result.spec.resolved(), sort_keys=False, allow_unicode=True))
+    (folder / "diagnostics.json").write_text(
+        json.dumps(result.diagnostics, indent=2, default=_plain) + "\n"
+    )
+    (folder / "spec.yaml").write_text(
+        yaml.safe_dump(result.spec.resolved(), sort_keys=False, allow_unicode=True)
+    )
     if result.spec.output.plots:
         from .plots import write_plots
 
@@ -80,13 +93,19 @@ def load_posterior(run_dir: Path):
     run_dir = Path(run_dir)
     path = run_dir / "posterior.nc"
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir}: no such run directory; give the folder `framework run` wrote")
+        raise RunDirectoryError(
+            f"{run_dir}: no such run directory; give the folder `framework run` wrote"
+        )
     if not path.is_file():
-        raise RunDirectoryError(f"{run_dir}: posterior.nc is missing, so this is not a complete run; run the spec again")
+        raise RunDirectoryError(
+            f"{run_dir}: posterior.nc is missing, so this is not a complete run; run the spec again"
+        )
     try:
         return az.from_netcdf(str(path), engine="h5netcdf")
     except Exception as exc:
-        raise RunDirectoryError(f"{path}: cannot read the saved posterior ({exc}); run the spec again") from None
+        raise RunDirectoryError(
+            f"{path}: cannot read the saved posterior ({exc}); run the spec again"
+        ) from None
 
 
 def _plain(value):

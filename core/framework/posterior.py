@@ -29,8 +29,14 @@ def build_posterior(
     """
     first = np.asarray(hyper[HYPERPARAMETERS[0]])
     chains, draws = first.shape[:2]
-    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "group": np.asarray(dataset.labels, dtype=str)}
-    posterior = {name: (("chain", "draw"), np.asarray(hyper[name], dtype=float)) for name in HYPERPARAMETERS}
+    coords = {
+        "chain": np.arange(chains),
+        "draw": np.arange(draws),
+        "group": np.asarray(dataset.labels, dtype=str),
+    }
+    posterior = {
+        name: (("chain", "draw"), np.asarray(hyper[name], dtype=float)) for name in HYPERPARAMETERS
+    }
     for name in GROUP_PARAMETERS:
         posterior[name] = (("chain", "draw", "group"), np.asarray(group_effects[name], dtype=float))
     stats = {"diverging": (("chain", "draw"), np.asarray(diverging, dtype=bool))}
@@ -40,7 +46,9 @@ def build_posterior(
     obs_coords = {"obs": np.arange(dataset.n_rows)}
     return InferenceData(
         posterior=xr.Dataset(posterior, coords=coords, attrs=attrs),
-        sample_stats=xr.Dataset(stats, coords={"chain": coords["chain"], "draw": coords["draw"]}, attrs=attrs),
+        sample_stats=xr.Dataset(
+            stats, coords={"chain": coords["chain"], "draw": coords["draw"]}, attrs=attrs
+        ),
         observed_data=xr.Dataset({"y": (("obs",), dataset.y)}, coords=obs_coords),
         constant_data=xr.Dataset(
             {"x": (("obs",), dataset.x), "group": (("obs",), dataset.codes)}, coords=obs_coords

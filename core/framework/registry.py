@@ -59,8 +59,11 @@ class BackendRegistry:
         self.current_plugin = "?"
 
     def add_backend(self, backend: Backend) -> None:
-        missing = [a for a in ("name", "description", "methods", "available", "validate_options", "fit")
-                   if not hasattr(backend, a)]
+        missing = [
+            a
+            for a in ("name", "description", "methods", "available", "validate_options", "fit")
+            if not hasattr(backend, a)
+        ]
         if missing:
             raise TypeError(f"{backend!r} is not a backend: it lacks {', '.join(missing)}")
         if not isinstance(backend.name, str) or not backend.name:

@@ -61,7 +61,11 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     """Everything short of sampling: load data, find the backend, validate its options."""
     t0 = time.perf_counter()
     registry = get_registry()
-    backend = registry.require_available(spec.backend.name) if check_available else registry.get(spec.backend.name)
+    backend = (
+        registry.require_available(spec.backend.name)
+        if check_available
+        else registry.get(spec.backend.name)
+    )
     options = backend.validate_options(dict(spec.backend.options))
     dataset = load_dataset(spec)
     method = resolve_method(spec.sampler.method, backend)
@@ -71,7 +75,9 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     settings = SamplerSettings(s.chains, s.warmup, s.draws, seed, s.target_accept, s.max_treedepth)
     priors = {p: spec.model.prior(p) for p in HYPERPARAMETERS}
     problem = Problem(dataset, priors, method, parameterisation, progress)
-    return Prepared(spec, dataset, backend, options, problem, settings, {"prepare": time.perf_counter() - t0})
+    return Prepared(
+        spec, dataset, backend, options, problem, settings, {"prepare": time.perf_counter() - t0}
+    )
 
 
 def fit(prepared: Prepared):
@@ -101,11 +107,24 @@ def summarise(prepared: Prepared, idata) -> RunResult:
         method=prepared.problem.method,
         parameterisation=prepared.problem.parameterisation,
         seed=prepared.settings.seed,
-        timings={**prepared.seconds, "compile": attrs.get("compile_seconds"), "sampling": attrs.get("sampling_seconds")},
-        versions={"framework": __version__, "python": platform.python_version(), "backend": attrs.get("library_versions")},
+        timings={
+            **prepared.seconds,
+            "compile": attrs.get("compile_seconds"),
+            "sampling": attrs.get("sampling_seconds"),
+        },
+        versions={
+            "framework": __version__,
+            "python": platform.python_version(),
+            "backend": attrs.get("library_versions"),
+        },
         spec_sha256=spec.digest(),
         data_sha256=dataset.digest(),
-        data={"source": dataset.source, "rows": dataset.n_rows, "groups": dataset.n_groups, "warnings": dataset.warnings},
+        data={
+            "source": dataset.source,
+            "rows": dataset.n_rows,
+            "groups": dataset.n_groups,
+            "warnings": dataset.warnings,
+        },
     )
     sampling = attrs.get("sampling_seconds")
     if sampling:
@@ -129,8 +148,13 @@ def summarise(prepared: Prepared, idata) -> RunResult:
     )
 
 
-def run(spec: Spec | str | Path, overrides=(), output_dir: str | Path | None = None,
-        write: bool = True, progress=None) -> RunResult:
+def run(
+    spec: Spec | str | Path,
+    overrides=(),
+    output_dir: str | Path | None = None,
+    write: bool = True,
+    progress=None,
+) -> RunResult:
     """Run a spec end to end; with `write`, the outputs land atomically in the run directory."""
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)

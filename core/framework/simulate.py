@@ -23,5 +23,14 @@ def simulate(spec: Spec) -> Dataset:
     y = intercept[codes] + slope[codes] * x + rng.normal(0.0, t.error_sigma, size=len(x))
     truth = {**t.model_dump(), "intercept": intercept, "slope": slope}
     m = spec.model
-    return Dataset(y, x, codes, labels, m.response, m.predictor, m.group,
-                   source=f"simulated (seed {sim.seed})", truth=truth)
+    return Dataset(
+        y,
+        x,
+        codes,
+        labels,
+        m.response,
+        m.predictor,
+        m.group,
+        source=f"simulated (seed {sim.seed})",
+        truth=truth,
+    )

@@ -39,7 +39,9 @@ class GroupStats:
         return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy())
 
     @classmethod
-    def from_rows(cls, codes: np.ndarray, x: np.ndarray, y: np.ndarray, n_groups: int) -> GroupStats:
+    def from_rows(
+        cls, codes: np.ndarray, x: np.ndarray, y: np.ndarray, n_groups: int
+    ) -> GroupStats:
         """Reduce one chunk of rows (two passes over the chunk: means, then centred sums)."""
         codes = np.asarray(codes, dtype=np.int64)
         x = np.asarray(x, dtype=np.float64)
@@ -80,7 +82,9 @@ class GroupStats:
         return {k: getattr(self, k) for k in ("n", "xbar", "ybar", "sxx", "sxy", "syy")}
 
 
-def reduce_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n_groups: int) -> GroupStats:
+def reduce_chunks(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n_groups: int
+) -> GroupStats:
     """The replaceable reduction step: fold (codes, x, y) chunks into GroupStats."""
     total = GroupStats.empty(n_groups)
     for codes, x, y in chunks:

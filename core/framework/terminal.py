@@ -18,7 +18,11 @@ class Progress:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=self.stream, flush=True)
+            print(
+                f"[{time.perf_counter() - self.start:6.1f}s] {message}",
+                file=self.stream,
+                flush=True,
+            )
 
 
 def table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -30,7 +34,12 @@ def table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     lines = []
     for k, row in enumerate(cells):
         # First column (names) left-aligned, numbers right-aligned.
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -45,7 +54,9 @@ def summary(result) -> str:
         f"{d['chains']} chains x {d['draws']} draws, seed {d['seed']}",
         "",
         "Hyperparameters",
-        table(result.hyperparameters[["parameter", "mean", "sd", "q5", "q95", "r_hat", "ess_bulk"]]),
+        table(
+            result.hyperparameters[["parameter", "mean", "sd", "q5", "q95", "r_hat", "ess_bulk"]]
+        ),
     ]
     if result.recovery is not None:
         rec = result.recovery.copy()

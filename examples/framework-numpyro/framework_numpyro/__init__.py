@@ -87,9 +87,8 @@ class NumpyroBackend:
                                 "try more warmup or tighter priors")
         extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
         # Group effects from their exact conditional, on a stream separate from the NUTS key.
-        intercept, slope = draw_group_effects(
-            problem.dataset.stats, *(hyper[k] for k in _HYPER),
-            seed=np.random.default_rng([settings.seed, 1]))
+        intercept, slope = draw_group_effects(problem.dataset.stats, **hyper,
+                                              seed=np.random.default_rng([settings.seed, 1]))
         return build_posterior(
             hyper, {"intercept": intercept, "slope": slope}, problem.dataset,
             diverging=extra["diverging"],

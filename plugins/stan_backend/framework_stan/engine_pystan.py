@@ -1,0 +1,203 @@
+"""Compile and sample with pystan 3 (httpstan), offline; models cached in the framework's cache."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from importlib.machinery import EXTENSION_SUFFIXES
+
+from framework import CompileError, Interrupted, SamplingError, cache_dir
+
+from . import io_pystan
+from .engines import import_pystan
+
+# The root that httpstan's forked sampling processes were started under (they keep their environment).
+_workers_root: str | None = None
+
+
+def run(problem, settings, options: dict, program: str, data: dict, attrs: dict):
+    """Build and sample; from inside a running event loop (Jupyter), in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run(problem, settings, options, program, data, attrs)
+    # pystan calls asyncio.run, which refuses to start inside a running loop.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="framework-stan") as pool:
+        return pool.submit(_run, problem, settings, options, program, data, attrs).result()
+
+
+def library_versions() -> dict[str, str]:
+    import httpstan
+
+    return {"pystan": import_pystan().__version__, "httpstan": httpstan.__version__}
+
+
+def _run(problem, settings, options, program, data, attrs):
+    stan = import_pystan()
+    quiet = not options["show_progress"]
+    with httpstan_cache() as root:
+        if is_compiled(program):
+            problem.report("Stan program found in the compiled-model cache")
+        else:
+            problem.report("compiling Stan program (first time only, ~1 min)...")
+        start = time.perf_counter()
+        with _console(quiet) as console:
+            try:
+                model = stan.build(program, data=data, random_seed=settings.seed)
+            except (ValueError, RuntimeError) as exc:
+                raise _build_error(exc, program, console.getvalue()) from exc
+        if model is None:  # pystan swallows KeyboardInterrupt and returns None
+            raise Interrupted("interrupted while compiling the Stan program")
+        compile_seconds = time.perf_counter() - start
+        problem.report(f"Stan program ready in {compile_seconds:.1f} s")
+        _workers_under(root)
+        problem.report(
+            f"sampling {settings.chains} chains ({settings.warmup} warmup + {settings.draws} draws each)..."
+        )
+        start = time.perf_counter()
+        with _console(quiet) as console:
+            try:
+                fit = model.sample(
+                    num_chains=settings.chains,
+                    num_warmup=settings.warmup,
+                    num_samples=settings.draws,
+                    delta=settings.target_accept,
+                    max_depth=settings.max_treedepth,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise _sampling_error(exc, console.getvalue()) from exc
+        if fit is None:
+            raise Interrupted("interrupted while sampling")
+        sampling_seconds = time.perf_counter() - start
+    problem.report(f"sampled in {sampling_seconds:.1f} s")
+    attrs = {
+        **attrs,
+        "library_versions": library_versions(),
+        "compile_seconds": compile_seconds,
+        "sampling_seconds": sampling_seconds,
+    }
+    return io_pystan.to_posterior(fit, problem, settings, attrs)
+
+
+@contextmanager
+def httpstan_cache():
+    """Point httpstan's model and fit cache at cache_dir("httpstan") for the duration."""
+    # httpstan keeps models in appdirs.user_cache_dir("httpstan"), i.e. $XDG_CACHE_HOME/httpstan.
+    root = str(cache_dir("httpstan").parent)
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = root
+    try:
+        yield root
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
+def is_compiled(program: str) -> bool:
+    """Whether httpstan's cache (as currently configured) holds the compiled program."""
+    import httpstan.cache
+    import httpstan.models
+
+    folder = httpstan.cache.model_directory(httpstan.models.calculate_model_name(program))
+    return folder.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in folder.iterdir())
+
+
+def _workers_under(root: str) -> None:
+    # httpstan samples in forked processes that find models through their own environment;
+    # processes forked under another cache folder would not find ours, so start fresh ones.
+    global _workers_root
+    if _workers_root == root:
+        return
+    import httpstan.services_stub as stub
+
+    if getattr(stub.executor, "_processes", None):
+        stub.executor.shutdown(wait=False)
+        stub.executor = ProcessPoolExecutor(
+            mp_context=multiprocessing.get_context("fork"), initializer=stub.init_worker
+        )
+    _workers_root = root
+
+
+class _Sink(io.StringIO):
+    """Collects pystan's console text but keeps stderr's descriptor for httpstan's compiler capture."""
+
+    def __init__(self, fileno: int | None):
+        super().__init__()
+        self._fd = fileno
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+
+@contextmanager
+def _console(quiet: bool):
+    """Silence pystan's progress output when quiet; yields the captured text either way."""
+    if not quiet:
+        yield io.StringIO()
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        fd = None
+    sink = _Sink(fd)
+    with redirect_stdout(sink), redirect_stderr(sink):
+        yield sink
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return ("\n" + "\n".join(kept)) if kept else ""
+
+
+def _build_error(exc: Exception, program: str, console: str) -> Exception:
+    if isinstance(exc, ValueError):  # stanc refused the program (syntax or semantic error)
+        return CompileError(
+            f"backend 'stan' (pystan): the generated Stan program does not compile: {exc}."
+            f"{_stanc_message(program) or _tail(console)}\nThis is a bug in the Stan backend: rerun "
+            "with --debug and report it; meanwhile use method: full/marginal or another backend."
+        )
+    if is_compiled(program):  # compiled, so the data were refused
+        return SamplingError(
+            f"backend 'stan' (pystan): Stan refused the data: {exc}{_tail(console)}\n"
+            "Check the data for missing or non-finite values."
+        )
+    return CompileError(
+        f"backend 'stan' (pystan): compiling the Stan program failed: {exc}{_tail(console)}\n"
+        "pystan needs a C++ compiler (g++ >= 9 or clang); install one (e.g. `apt-get install g++`) "
+        "or use engine: cmdstanpy with a CmdStan installation."
+    )
+
+
+def _stanc_message(program: str) -> str:
+    # pystan prints stanc's diagnostics instead of raising them; rerun stanc (fast) to get them.
+    import httpstan.compile
+
+    try:
+        httpstan.compile.compile(program, "framework_model")
+    except ValueError as exc:
+        return "\n" + str(exc).strip()
+    except Exception:
+        return ""
+    return ""
+
+
+def _sampling_error(exc: Exception, console: str) -> SamplingError:
+    text = str(exc)
+    if "Initialization failed" in text:
+        step = (
+            "no starting point had a finite log density: check the priors fit the data's scale "
+            "(e.g. uniform bounds on the sigmas wide enough) and the data have no extreme values"
+        )
+    else:
+        step = "check the sampler settings (target_accept in (0, 1), positive warmup and draws)"
+    return SamplingError(f"backend 'stan' (pystan): sampling failed: {text}{_tail(console)}\nNext step: {step}.")

@@ -1,0 +1,36 @@
+"""cmdstanpy fit (CmdStanMCMC) -> arrays shaped (chain, draw[, group]) -> the common posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+from framework import GROUP_PARAMETERS, HYPERPARAMETERS
+
+from .assemble import assemble
+from .io_pystan import SAMPLER_STATS
+
+
+def variable(fit, name: str) -> np.ndarray:
+    """One Stan variable as (chain, draw, *dims); scalars as (chain, draw)."""
+    # stan_variable flattens chains in chain order: chain 1's draws first.
+    values = np.asarray(fit.stan_variable(name))
+    return values.reshape(fit.chains, -1, *values.shape[1:])
+
+
+def method_variable(values, chains: int) -> np.ndarray:
+    """A sampler column from method_variables() (draws x chains) as (chain, draw)."""
+    values = np.asarray(values)
+    return values.reshape(values.shape[0], chains).T
+
+
+def to_posterior(fit, problem, settings, attrs: dict):
+    """The common InferenceData from a cmdstanpy fit of one of our programs."""
+    hyper = {name: variable(fit, name).astype(float) for name in HYPERPARAMETERS}
+    groups = None
+    if problem.method == "full":
+        groups = {name: variable(fit, name).astype(float) for name in GROUP_PARAMETERS}
+    columns = fit.method_variables()
+    stats = {}
+    for column, (name, dtype) in SAMPLER_STATS.items():
+        if column in columns:
+            stats[name] = method_variable(columns[column], fit.chains).astype(dtype)
+    return assemble(problem, settings, hyper, groups, stats, attrs)
