@@ -28,9 +28,11 @@ class FakeBackend:
     description = "test double: draws around the known truth"
     methods = ("marginal", "full")
 
-    def __init__(self, sleep: float = 0.0, breaks: str | None = None):
+    def __init__(self, sleep: float = 0.0, breaks: str | None = None, bias: float = 0.0, name: str = "fake"):
         self.sleep = sleep
         self.breaks = breaks
+        self.bias = bias  # shifts intercept_mu: a backend that is wrong
+        self.name = name
 
     def available(self):
         return Availability(True)
@@ -59,6 +61,7 @@ class FakeBackend:
         }
         for k in ("intercept_sigma", "slope_sigma", "error_sigma"):
             hyper[k] = np.abs(hyper[k])
+        hyper["intercept_mu"] += self.bias
         deadline = time.monotonic() + options["sleep"]
         while time.monotonic() < deadline:  # stands in for a long sampling run
             time.sleep(0.05)
@@ -71,7 +74,7 @@ class FakeBackend:
             ds,
             np.zeros(shape, bool),
             attrs={
-                "backend": "fake",
+                "backend": self.name,
                 "engine": "numpy",
                 "library_versions": {"numpy": np.__version__},
                 "sampling_seconds": 0.01,

@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     c = spec_command("simulate", _simulate, "write the data a spec's simulate block generates")
     c.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
 
+    c = spec_command("compare", _compare, "fit a spec with several backends and check that they agree")
+    c.add_argument("--backends", required=True, help="comma-separated backend names, e.g. stan,pymc")
+    c.add_argument("-o", "--output", type=Path, help="folder for compare.csv (default: runs/NAME-compare)")
+    c.add_argument("--strict", action="store_true", help="exit 3 when any parameter disagrees")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
     c = sub.add_parser(
         "backends", help="list installed backends and whether they can run here", parents=[common]
     )
@@ -176,6 +182,35 @@ def _simulate(args) -> int:
             f"-o {args.output}: cannot write ({exc.strerror}); choose another path"
         ) from None
     print(f"wrote {len(frame)} rows, {frame[spec.model.group].nunique()} groups to {args.output}")
+    return 0
+
+
+def _compare(args) -> int:
+    from .compare import Z_TOLERANCE, compare, write_comparison
+    from .spec import load_spec
+    from .terminal import Progress, table
+
+    spec = load_spec(args.spec, args.overrides)
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    if len(names) < 2:
+        raise UserError("--backends: name at least two backends, e.g. --backends stan,pymc")
+    result = compare(spec, names, Progress(quiet=args.quiet))
+    folder = args.output or spec.output_dir().with_name(f"{spec.name}-compare")
+    write_comparison(result, folder)
+    hyper = result.table[~result.table["parameter"].str.contains(r"\[")]
+    effects = result.table[result.table["parameter"].str.contains(r"\[")]
+    print("Hyperparameters (difference in Monte Carlo standard errors and in posterior sds)")
+    print(table(hyper))
+    print(f"\nGroup effects: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
+          f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged")
+    print("\nBackends")
+    print(table(result.timings()))
+    flagged = result.flagged["parameter"].tolist()
+    print(f"\n{'AGREE' if not flagged else 'DISAGREE'}: tolerance {Z_TOLERANCE:g} MCSE; "
+          f"{len(flagged)} parameter(s) flagged{': ' + ', '.join(flagged[:10]) if flagged else ''}")
+    print(f"Outputs: {folder}")
+    if flagged and args.strict:
+        raise DiagnosticsFailed(f"--strict: backends disagree on {len(flagged)} parameter(s)")
     return 0
 
 

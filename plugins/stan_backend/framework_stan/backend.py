@@ -1,0 +1,57 @@
+"""The Stan backend: Stan programs generated from templates, run by pystan or cmdstanpy."""
+
+from __future__ import annotations
+
+from framework import Availability, BackendError
+
+from . import engines, program
+from .options import validate_options as _validate_options
+
+
+class StanBackend:
+    """Hierarchical regression in Stan; the marginal method samples only the hyperparameters."""
+
+    name = "stan"
+    description = "Stan (pystan 3 offline, or cmdstanpy when CmdStan is installed)"
+    methods = ("marginal", "full")
+
+    def available(self) -> Availability:
+        ok, pystan_reason = engines.pystan_status()
+        if ok:
+            return Availability(True)
+        ok, cmdstan_reason = engines.cmdstan_status()
+        if ok:
+            return Availability(True)
+        return Availability(False, f"{pystan_reason}; or {cmdstan_reason}")
+
+    def validate_options(self, options):
+        return _validate_options(options)
+
+    def fit(self, problem, settings, options):
+        """Sample the problem and return the common posterior (natural scale)."""
+        options = _validate_options(options)
+        if problem.method not in self.methods:
+            raise BackendError(
+                f"backend 'stan' has no method '{problem.method}'; use one of {', '.join(self.methods)}"
+            )
+        engine = engines.resolve_engine(options)
+        code = program.program_for(problem)
+        data = program.data_for(problem)
+        attrs = {
+            "backend": self.name,
+            "engine": engine,
+            "seed": int(settings.seed),
+            "method": problem.method,
+            "parameterisation": problem.parameterisation,
+            "chains": settings.chains,
+            "warmup": settings.warmup,
+            "draws": settings.draws,
+            "target_accept": settings.target_accept,
+            "max_treedepth": settings.max_treedepth,
+            "program_sha256": program.digest(code),
+        }
+        if engine == "pystan":
+            from . import engine_pystan as runner
+        else:
+            from . import engine_cmdstanpy as runner
+        return runner.run(problem, settings, options, code, data, attrs)

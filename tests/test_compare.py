@@ -1,0 +1,45 @@
+"""`framework compare`: agreement in Monte Carlo standard errors, flagged disagreement, --strict."""
+
+from __future__ import annotations
+
+import pytest
+from fake_backend import FakeBackend, FakePlugin
+
+import framework
+from framework.cli import main
+from framework.compare import compare
+from framework.spec import load_spec
+from test_core_run import FAST, RAINFALL
+
+
+@pytest.fixture
+def backends():
+    plugins = {"same": FakeBackend(name="same"), "other-seedless": FakeBackend(name="other-seedless"),
+               "biased": FakeBackend(name="biased", bias=3.0)}
+    for name, backend in plugins.items():
+        framework.register_plugin(FakePlugin(backend), name=name)
+    yield plugins
+    for name in plugins:
+        framework.unregister_plugin(name)
+
+
+def test_agreeing_backends_pass_and_a_biased_one_is_flagged(backends):
+    spec = load_spec(RAINFALL, FAST)
+    agree = compare(spec, ["same", "other-seedless"])
+    assert not agree.table["flagged"].any()
+    disagree = compare(spec, ["same", "biased"])
+    # A shift of 3 in intercept_mu is 6 posterior sds of the fake (sd 0.5): far beyond 4 MCSE.
+    assert "intercept_mu" in disagree.flagged["parameter"].tolist()
+    row = disagree.table.set_index("parameter").loc["intercept_mu"]
+    assert row["diff_sd"] == pytest.approx(6, rel=0.1)
+    assert set(disagree.timings()["backend"]) == {"same", "biased"}
+
+
+def test_cli_strict_exits_3_on_disagreement(backends, tmp_path, capsys):
+    args = ["compare", str(RAINFALL), "--backends", "same,biased", "-o", str(tmp_path / "c"), "-q"]
+    args += [f"--set={o}" for o in FAST]
+    assert main(args) == 0
+    assert "DISAGREE" in capsys.readouterr().out
+    assert (tmp_path / "c" / "compare.csv").is_file()
+    assert main(args + ["--strict"]) == 3
+    assert main(["compare", str(RAINFALL), "--backends", "same"]) == 2
