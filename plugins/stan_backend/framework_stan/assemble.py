@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from framework import HYPERPARAMETERS, SamplingError, build_posterior, draw_group_effects
+from framework import SamplingError, build_posterior, draw_group_effects
 
 # The group effects of "marginal" get their own random stream, derived from the sampler seed.
 GROUP_EFFECTS_STREAM = 1
@@ -20,13 +20,7 @@ def assemble(problem, settings, hyper: dict, groups: dict | None, sample_stats: 
     _check_finite(hyper, engine)
     if groups is None:
         intercept, slope = draw_group_effects(
-            problem.dataset.stats,
-            hyper["intercept_mu"],
-            hyper["slope_mu"],
-            hyper["intercept_sigma"],
-            hyper["slope_sigma"],
-            hyper["error_sigma"],
-            seed=group_effects_rng(settings.seed),
+            problem.dataset.stats, **hyper, seed=group_effects_rng(settings.seed)
         )
         groups = {"intercept": intercept, "slope": slope}
     _check_finite(groups, engine)
@@ -43,8 +37,3 @@ def _check_finite(arrays: dict, engine: str) -> None:
             "diverged or the data are badly scaled; check the data for extreme values, use tighter "
             "priors, or raise sampler.target_accept"
         )
-
-
-def ordered_hyper(hyper: dict) -> dict:
-    """The five hyperparameters, in the framework's order, as float arrays."""
-    return {name: np.asarray(hyper[name], dtype=float) for name in HYPERPARAMETERS}

@@ -23,13 +23,19 @@ _workers_root: str | None = None
 
 def run(problem, settings, options: dict, program: str, data: dict, attrs: dict):
     """Build and sample; from inside a running event loop (Jupyter), in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return _run(problem, settings, options, program, data, attrs)
     # pystan calls asyncio.run, which refuses to start inside a running loop.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="framework-stan") as pool:
         return pool.submit(_run, problem, settings, options, program, data, attrs).result()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def library_versions() -> dict[str, str]:
