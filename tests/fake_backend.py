@@ -28,11 +28,14 @@ class FakeBackend:
     description = "test double: draws around the known truth"
     methods = ("marginal", "full")
 
-    def __init__(self, sleep: float = 0.0, breaks: str | None = None, bias: float = 0.0, name: str = "fake"):
+    def __init__(
+        self, sleep: float = 0.0, breaks: str | None = None, bias: float = 0.0, name: str | None = None
+    ):
         self.sleep = sleep
         self.breaks = breaks
         self.bias = bias  # shifts intercept_mu: a backend that is wrong
-        self.name = name
+        if name:
+            self.name = name
 
     def available(self):
         return Availability(True)

@@ -14,8 +14,11 @@ from test_core_run import FAST, RAINFALL
 
 @pytest.fixture
 def backends():
-    plugins = {"same": FakeBackend(name="same"), "other-seedless": FakeBackend(name="other-seedless"),
-               "biased": FakeBackend(name="biased", bias=3.0)}
+    plugins = {
+        "same": FakeBackend(name="same"),
+        "other-seedless": FakeBackend(name="other-seedless"),
+        "biased": FakeBackend(name="biased", bias=3.0),
+    }
     for name, backend in plugins.items():
         framework.register_plugin(FakePlugin(backend), name=name)
     yield plugins

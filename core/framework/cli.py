@@ -88,9 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     c = spec_command("simulate", _simulate, "write the data a spec's simulate block generates")
     c.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
 
-    c = spec_command("compare", _compare, "fit a spec with several backends and check that they agree")
-    c.add_argument("--backends", required=True, help="comma-separated backend names, e.g. stan,pymc")
-    c.add_argument("-o", "--output", type=Path, help="folder for compare.csv (default: runs/NAME-compare)")
+    c = spec_command(
+        "compare", _compare, "fit a spec with several backends and check that they agree"
+    )
+    c.add_argument(
+        "--backends", required=True, help="comma-separated backend names, e.g. stan,pymc"
+    )
+    c.add_argument(
+        "-o", "--output", type=Path, help="folder for compare.csv (default: runs/NAME-compare)"
+    )
     c.add_argument("--strict", action="store_true", help="exit 3 when any parameter disagrees")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
@@ -201,13 +207,17 @@ def _compare(args) -> int:
     effects = result.table[result.table["parameter"].str.contains(r"\[")]
     print("Hyperparameters (difference in Monte Carlo standard errors and in posterior sds)")
     print(table(hyper))
-    print(f"\nGroup effects: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
-          f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged")
+    print(
+        f"\nGroup effects: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
+        f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged"
+    )
     print("\nBackends")
     print(table(result.timings()))
     flagged = result.flagged["parameter"].tolist()
-    print(f"\n{'AGREE' if not flagged else 'DISAGREE'}: tolerance {Z_TOLERANCE:g} MCSE; "
-          f"{len(flagged)} parameter(s) flagged{': ' + ', '.join(flagged[:10]) if flagged else ''}")
+    print(
+        f"\n{'AGREE' if not flagged else 'DISAGREE'}: tolerance {Z_TOLERANCE:g} MCSE; "
+        f"{len(flagged)} parameter(s) flagged{': ' + ', '.join(flagged[:10]) if flagged else ''}"
+    )
     print(f"Outputs: {folder}")
     if flagged and args.strict:
         raise DiagnosticsFailed(f"--strict: backends disagree on {len(flagged)} parameter(s)")

@@ -35,10 +35,19 @@ class Comparison:
         rows = []
         for name, r in self.runs.items():
             d = r.diagnostics
-            rows.append({"backend": name, "engine": d["engine"], "method": d["method"],
-                         "compile_s": _num(d["timings"].get("compile")), "sampling_s": _num(d["timings"].get("sampling")),
-                         "min_ess_bulk": d["min_ess_bulk"], "min_ess_per_s": _num(d.get("min_ess_bulk_per_second")),
-                         "max_r_hat": d["max_r_hat"], "divergences": d["divergences"]})
+            rows.append(
+                {
+                    "backend": name,
+                    "engine": d["engine"],
+                    "method": d["method"],
+                    "compile_s": _num(d["timings"].get("compile")),
+                    "sampling_s": _num(d["timings"].get("sampling")),
+                    "min_ess_bulk": d["min_ess_bulk"],
+                    "min_ess_per_s": _num(d.get("min_ess_bulk_per_second")),
+                    "max_r_hat": d["max_r_hat"],
+                    "divergences": d["divergences"],
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -51,7 +60,9 @@ def compare(spec: Spec, backends: list[str], progress=None) -> Comparison:
     runs = {}
     for name in backends:
         options = dict(spec.backend.options) if name == spec.backend.name else {}
-        variant = spec.model_copy(update={"backend": spec.backend.model_copy(update={"name": name, "options": options})})
+        variant = spec.model_copy(
+            update={"backend": spec.backend.model_copy(update={"name": name, "options": options})}
+        )
         if progress:
             progress(f"backend {name}: fitting")
         prepared = prepare(variant, progress)
@@ -102,6 +113,9 @@ def write_comparison(comparison: Comparison, folder) -> None:
     with atomic_directory(folder) as tmp:
         comparison.table.to_csv(tmp / "compare.csv", index=False)
         comparison.timings().to_csv(tmp / "timings.csv", index=False)
-        summary = {"z_tolerance": Z_TOLERANCE, "flagged": comparison.flagged["parameter"].tolist(),
-                   "backends": list(comparison.runs)}
+        summary = {
+            "z_tolerance": Z_TOLERANCE,
+            "flagged": comparison.flagged["parameter"].tolist(),
+            "backends": list(comparison.runs),
+        }
         (tmp / "compare.json").write_text(json.dumps(summary, indent=2) + "\n")
