@@ -148,3 +148,9 @@ def test_group_effect_draws_are_seeded():
     assert not np.array_equal(a1, a3)
     with pytest.raises(TypeError):
         draw_group_effects(stats, *HYPER.values())  # positional order mix-ups are impossible
+
+
+def test_merge_with_an_empty_side_keeps_huge_values_finite():
+    codes, x, y = np.array([0, 0, 1]), np.array([1.0, 2.0, 3.0]), np.array([1e160, 2e160, 3.0])
+    stats = reduce_chunks([(codes, x, y)], 2)
+    assert np.all(np.isfinite(stats.ybar)) and np.isfinite(stats.syy[1])

@@ -14,6 +14,7 @@ import yaml
 
 from .errors import RunDirectoryError, UserError
 
+COMPRESS_BELOW = 100 * 2**20
 FILES = (
     "posterior.nc",
     "estimates.csv",
@@ -70,7 +71,9 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 def write_run(folder: Path, result) -> None:
     """Write every output of a finished run into `folder`."""
-    result.idata.to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf")
+    # Compression costs about a minute per GB of draws; large posteriors are written raw.
+    size = sum(v.nbytes for g in result.idata.groups() for v in result.idata[g].data_vars.values())
+    result.idata.to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf", compress=size < COMPRESS_BELOW)
     result.estimates.to_csv(folder / "estimates.csv", index=False)
     result.hyperparameters.to_csv(folder / "hyperparameters.csv", index=False)
     result.forecasts.to_csv(folder / "forecasts.csv", index=False)

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,26 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TEXT = re.compile(rf"^\s*([a-z_]+)\s*\(\s*((?:{_NUMBER})(?:\s*,\s*{_NUMBER})*)?\s*\)\s*$")
 
 
+EXAMPLES = {
+    "normal": "normal(0, 100)", "student_t": "student_t(3, 0, 10)", "cauchy": "cauchy(0, 5)",
+    "uniform": "uniform(0, 100)", "half_normal": "half_normal(10)", "half_cauchy": "half_cauchy(5)",
+    "half_student_t": "half_student_t(3, 10)", "exponential": "exponential(1)",
+    "gamma": "gamma(2, 0.1)", "inv_gamma": "inv_gamma(3, 2)", "lognormal": "lognormal(0, 1)",
+}
+
+
+def format_number(value: float) -> str:
+    """The shortest text that reads back as exactly `value` (100.0 -> '100')."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _shown(value: object) -> str:
+    # User text quoted and cut short: messages stay one line whatever was written.
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class PriorError(ValueError):
     """A prior cannot be parsed or its arguments are invalid."""
 
@@ -62,7 +81,7 @@ class Prior:
     args: tuple[float, ...]
 
     def __str__(self) -> str:
-        return f"{self.family}({', '.join(f'{a:g}' for a in self.args)})"
+        return f"{self.family}({', '.join(format_number(a) for a in self.args)})"
 
     @property
     def kwargs(self) -> dict[str, float]:
@@ -80,6 +99,8 @@ class Prior:
 
     def scipy(self):
         """The frozen scipy.stats distribution, for reference computations."""
+        from scipy import stats  # slow to import; only reference computations need it
+
         k = self.kwargs
         match self.family:
             case "normal":
@@ -119,8 +140,8 @@ def parse_prior(value: object, parameter: str) -> Prior:
         family, args = _parse_mapping(value)
     else:
         raise PriorError(
-            f"expected a prior such as 'normal(0, 100)' or {{dist: normal, mu: 0, sigma: 100}}, "
-            f"got {type(value).__name__}"
+            "must be a prior written as text, e.g. normal(0, 100), or as a mapping, e.g. "
+            f"{{dist: normal, mu: 0, sigma: 100}} (got {_shown(value)})"
         )
     prior = Prior(family, args)
     _check_arguments(prior)
@@ -132,7 +153,8 @@ def _parse_text(text: str) -> tuple[str, tuple[float, ...]]:
     match = _TEXT.match(text)
     if not match:
         raise PriorError(
-            f"cannot read {text!r} as a prior: write a family and numbers, e.g. 'normal(0, 100)'"
+            f"cannot read {_shown(text)} as a prior; write a family name and plain numbers, "
+            "e.g. normal(0, 100)"
         )
     family = _known_family(match.group(1))
     numbers = match.group(2)
@@ -140,16 +162,17 @@ def _parse_text(text: str) -> tuple[str, tuple[float, ...]]:
     expected = FAMILIES[family].params
     if len(args) != len(expected):
         raise PriorError(
-            f"{family} takes {len(expected)} argument(s) ({', '.join(expected)}), got {len(args)}"
+            f"{family} takes {len(expected)} argument(s) ({', '.join(expected)}), got {len(args)}; "
+            f"e.g. {EXAMPLES[family]}"
         )
     return family, args
 
 
 def _parse_mapping(mapping: dict) -> tuple[str, tuple[float, ...]]:
     if "dist" not in mapping:
-        raise PriorError("a prior written as a mapping needs 'dist', e.g. {dist: normal, mu: 0, sigma: 1}")
+        raise PriorError("a prior written as a mapping needs 'dist'; e.g. {dist: normal, mu: 0, sigma: 1}")
     if not isinstance(mapping["dist"], str):
-        raise PriorError("'dist' must be a family name such as normal")
+        raise PriorError(f"'dist' must be a family name (got {_shown(mapping['dist'])}); e.g. dist: normal")
     family = _known_family(mapping["dist"])
     expected = FAMILIES[family].params
     given = {k: v for k, v in mapping.items() if k != "dist"}
@@ -160,14 +183,19 @@ def _parse_mapping(mapping: dict) -> tuple[str, tuple[float, ...]]:
             f"{family} takes exactly {', '.join(expected)}"
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             + (f"; missing: {', '.join(missing)}" if missing else "")
+            + f"; e.g. {{dist: {family}, {', '.join(f'{p}: {a}' for p, a in zip(expected, _example(family), strict=True))}}}"
         )
     args = []
     for name in expected:
         v = given[name]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise PriorError(f"{family} argument {name} must be a number, got {v!r}")
+            raise PriorError(f"{family} argument {name} must be a number (got {_shown(v)}); e.g. {EXAMPLES[family]}")
         args.append(float(v))
     return family, tuple(args)
+
+
+def _example(family: str) -> list[str]:
+    return EXAMPLES[family].partition("(")[2].rstrip(")").split(", ")
 
 
 def _known_family(name: str) -> str:
@@ -176,21 +204,25 @@ def _known_family(name: str) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, FAMILIES, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise PriorError(
-        f"unknown distribution '{name}'.{hint} Known: {', '.join(FAMILIES)}"
-    )
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise PriorError(f"unknown distribution {_shown(name)}; {hint}the known ones are: {', '.join(FAMILIES)}")
 
 
 def _check_arguments(prior: Prior) -> None:
     for name, value in prior.kwargs.items():
         if not math.isfinite(value):
-            raise PriorError(f"{prior.family} argument {name} must be finite, got {value}")
+            raise PriorError(f"{prior.family} argument {name} must be a finite number (got {value}); e.g. {EXAMPLES[prior.family]}")
     for name in FAMILIES[prior.family].positive_params:
         if prior.kwargs[name] <= 0:
-            raise PriorError(f"{prior.family} argument {name} must be > 0, got {prior.kwargs[name]:g}")
+            raise PriorError(
+                f"{prior.family} argument {name} must be > 0 (got {format_number(prior.kwargs[name])}); "
+                f"e.g. {EXAMPLES[prior.family]}"
+            )
     if prior.family == "uniform" and prior.args[1] <= prior.args[0]:
-        raise PriorError(f"uniform upper ({prior.args[1]:g}) must be greater than lower ({prior.args[0]:g})")
+        raise PriorError(
+            f"uniform upper ({format_number(prior.args[1])}) must be greater than lower "
+            f"({format_number(prior.args[0])}); write uniform(LOWER, UPPER), e.g. uniform(0, 100)"
+        )
 
 
 def _check_support(prior: Prior, parameter: str) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 from . import __version__
 from .data import Dataset, load_dataset
 from .diagnostics import diagnose
-from .errors import FrameworkError
+from .errors import BackendError, FrameworkError, OptionsError
 from .estimates import group_estimates, hyperparameter_table, recovery_table
 from .forecasts import forecast_table
 from .outputs import atomic_directory, write_run
@@ -61,12 +61,17 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     """Everything short of sampling: load data, find the backend, validate its options."""
     t0 = time.perf_counter()
     registry = get_registry()
-    backend = (
-        registry.require_available(spec.backend.name)
-        if check_available
-        else registry.get(spec.backend.name)
-    )
-    options = backend.validate_options(dict(spec.backend.options))
+    try:
+        backend = (
+            registry.require_available(spec.backend.name)
+            if check_available
+            else registry.get(spec.backend.name)
+        )
+        options = backend.validate_options(dict(spec.backend.options))
+    except OptionsError as exc:  # point each problem at its line in the spec
+        raise OptionsError([spec.locate(p) for p in exc.problems]) from None
+    except BackendError as exc:
+        raise BackendError(spec.locate(str(exc))) from None
     dataset = load_dataset(spec)
     method = resolve_method(spec.sampler.method, backend)
     parameterisation = resolve_parameterisation(spec.model.parameterisation, dataset.stats)

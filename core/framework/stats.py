@@ -66,8 +66,10 @@ class GroupStats:
         n = self.n + other.n
         safe = np.where(n > 0, n, 1.0)
         wa, wb = self.n / safe, other.n / safe
-        dx = other.xbar - self.xbar
-        dy = other.ybar - self.ybar
+        # Where either side is empty the cross term is 0; skip it rather than risk inf * 0.
+        both = (self.n > 0) & (other.n > 0)
+        dx = np.where(both, other.xbar - self.xbar, 0.0)
+        dy = np.where(both, other.ybar - self.ybar, 0.0)
         cross = self.n * other.n / safe
         return GroupStats(
             n,

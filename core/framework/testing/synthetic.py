@@ -18,18 +18,16 @@ DEFAULT_TRUTH: dict[str, float] = {
 
 # Two-letter codes as in the rainfall case; first-appearance order is shuffled below.
 _STATES = (
-    "AL AK AZ AR CA CO CT DC DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
-    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
-).split()
+    "AL AK AZ AR CA CO CT DC DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
+    "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
+)
 
 
 def group_labels(n_groups: int, rng: np.random.Generator) -> list[str]:
     """Distinct labels in an order that is neither sorted nor the generation order."""
-    if n_groups <= len(_STATES):
-        pool = list(_STATES)
-    else:
-        # Numbered labels also sort differently as text ("g10" < "g9") and as numbers.
-        pool = [f"g{i}" for i in range(1, n_groups + 1)]
+    # Numbered labels (beyond 51 groups) also sort differently as text ("g10" < "g9").
+    states = _STATES.split()
+    pool = states if n_groups <= len(states) else [f"g{i}" for i in range(1, n_groups + 1)]
     labels = [pool[i] for i in rng.permutation(len(pool))[:n_groups]]
     if n_groups > 1 and labels == sorted(labels):
         labels[0], labels[1] = labels[1], labels[0]
@@ -58,7 +56,9 @@ def simulated_dataset(
     t = {**DEFAULT_TRUTH, **(truth or {})}
     unknown = sorted(set(t) - set(HYPERPARAMETERS))
     if unknown:
-        raise ValueError(f"unknown truth keys: {', '.join(unknown)}; expected {', '.join(HYPERPARAMETERS)}")
+        raise ValueError(
+            f"unknown truth keys: {', '.join(unknown)}; expected {', '.join(HYPERPARAMETERS)}"
+        )
     rng = np.random.default_rng(seed)
     names = group_labels(n_groups, rng)
     intercept = rng.normal(t["intercept_mu"], t["intercept_sigma"], size=n_groups)
@@ -66,7 +66,9 @@ def simulated_dataset(
     sizes = np.full(n_groups, rows_per_group)
     if unbalanced:
         # Sizes from about half to one and a half times rows_per_group, same total.
-        spread = np.linspace(-(rows_per_group // 2), rows_per_group // 2, n_groups).round().astype(int)
+        spread = (
+            np.linspace(-(rows_per_group // 2), rows_per_group // 2, n_groups).round().astype(int)
+        )
         sizes = sizes + rng.permutation(spread)
     gen = np.repeat(np.arange(n_groups), sizes)
     if shuffle_rows:
@@ -76,6 +78,16 @@ def simulated_dataset(
     # Codes as any loader builds them (order of first appearance); the unsorted names
     # go to the groups in that order, so dataset.labels is never sorted.
     codes, order = pd.factorize(gen, sort=False)
-    full_truth = {**{k: float(v) for k, v in t.items()}, "intercept": intercept[order], "slope": slope[order]}
-    return Dataset(y, x, codes, names, source=f"framework.testing.simulated_dataset(seed={seed})",
-                   truth=full_truth)
+    full_truth = {
+        **{k: float(v) for k, v in t.items()},
+        "intercept": intercept[order],
+        "slope": slope[order],
+    }
+    return Dataset(
+        y,
+        x,
+        codes,
+        names,
+        source=f"framework.testing.simulated_dataset(seed={seed})",
+        truth=full_truth,
+    )

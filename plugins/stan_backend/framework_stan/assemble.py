@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from framework import SamplingError, build_posterior, draw_group_effects
 
 # The group effects of "marginal" get their own random stream, derived from the sampler seed.

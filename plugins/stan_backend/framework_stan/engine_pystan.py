@@ -6,6 +6,7 @@ import asyncio
 import io
 import multiprocessing
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -66,6 +67,7 @@ def _run(problem, settings, options, program, data, attrs):
         problem.report(
             f"sampling {settings.chains} chains ({settings.warmup} warmup + {settings.draws} draws each)..."
         )
+        stored = _stored_fits(program)
         start = time.perf_counter()
         with _console(quiet) as console:
             try:
@@ -81,9 +83,17 @@ def _run(problem, settings, options, program, data, attrs):
         if fit is None:
             raise Interrupted("interrupted while sampling")
         sampling_seconds = time.perf_counter() - start
-    problem.report(f"sampled in {sampling_seconds:.1f} s")
+        # httpstan stores seeded fits; an identical request is answered from that store.
+        from_cache = not (_stored_fits(program) - stored)
+    if from_cache:
+        problem.report(
+            "draws read from httpstan's fit cache (same program, data, settings and seed)"
+        )
+    else:
+        problem.report(f"sampled in {sampling_seconds:.1f} s")
     attrs = {
         **attrs,
+        "fit_from_cache": from_cache,
         "library_versions": library_versions(),
         "compile_seconds": compile_seconds,
         "sampling_seconds": sampling_seconds,
@@ -114,6 +124,14 @@ def is_compiled(program: str) -> bool:
 
     folder = httpstan.cache.model_directory(httpstan.models.calculate_model_name(program))
     return folder.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in folder.iterdir())
+
+
+def _stored_fits(program: str) -> set[str]:
+    import httpstan.cache
+    import httpstan.models
+
+    folder = httpstan.cache.model_directory(httpstan.models.calculate_model_name(program)) / "fits"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def _workers_under(root: str) -> None:
@@ -161,8 +179,15 @@ def _console(quiet: bool):
 
 
 def _tail(text: str, lines: int = 25) -> str:
-    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
-    return ("\n" + "\n".join(kept)) if kept else ""
+    progress = ("Sampling:", "Building:")
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith(progress)]
+    return ("\n" + "\n".join(kept[-lines:])) if kept else ""
+
+
+def _inner(text: str) -> str:
+    # httpstan wraps the sampler's exception with a traceback; keep the exception's message.
+    match = re.search(r"""(?:RuntimeError|ValueError)\((['"])(.*?)\1\)""", text, re.S)
+    return match.group(2) if match else text
 
 
 def _build_error(exc: Exception, program: str, console: str) -> Exception:
@@ -198,12 +223,14 @@ def _stanc_message(program: str) -> str:
 
 
 def _sampling_error(exc: Exception, console: str) -> SamplingError:
-    text = str(exc)
-    if "Initialization failed" in text:
+    text = _inner(str(exc))
+    if "Initialization" in text:
         step = (
             "no starting point had a finite log density: check the priors fit the data's scale "
             "(e.g. uniform bounds on the sigmas wide enough) and the data have no extreme values"
         )
     else:
         step = "check the sampler settings (target_accept in (0, 1), positive warmup and draws)"
-    return SamplingError(f"backend 'stan' (pystan): sampling failed: {text}{_tail(console)}\nNext step: {step}.")
+    return SamplingError(
+        f"backend 'stan' (pystan): sampling failed: {text}{_tail(console)}\nNext step: {step}."
+    )

@@ -37,7 +37,10 @@ def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
         import cmdstanpy
         from cmdstanpy.utils import validate_cmdstan_path
     except Exception as exc:
-        return False, f"cmdstanpy not importable ({type(exc).__name__}: {exc}): pip install cmdstanpy"
+        return (
+            False,
+            f"cmdstanpy not importable ({type(exc).__name__}: {exc}): pip install cmdstanpy",
+        )
     try:
         if path is None:
             cmdstanpy.cmdstan_path()
@@ -58,7 +61,9 @@ def resolve_engine(options: dict) -> str:
         ok, reason = pystan_status()
         if ok:
             return "pystan"
-        raise BackendError(f"backend 'stan' cannot run: {reason}; or install CmdStan: {INSTALL_CMDSTAN}")
+        raise BackendError(
+            f"backend 'stan' cannot run: {reason}; or install CmdStan: {INSTALL_CMDSTAN}"
+        )
     status = cmdstan_status(path) if engine == "cmdstanpy" else pystan_status()
     if not status[0]:
         raise BackendError(f"backend 'stan' (engine: {engine}) cannot run: {status[1]}")

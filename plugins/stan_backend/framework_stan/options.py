@@ -54,8 +54,8 @@ def _engine(value) -> list[str]:
     if isinstance(value, str) and value in ENGINES:
         return []
     close = difflib.get_close_matches(str(value), ENGINES, n=1) if isinstance(value, str) else []
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return [f"backend.options.engine: expected one of {', '.join(ENGINES)}, got {value!r}; {hint}".rstrip("; ")]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return [f"backend.options.engine: expected one of {', '.join(ENGINES)}, got {value!r}{hint}"]
 
 
 def _cmdstan_path(value) -> list[str]:

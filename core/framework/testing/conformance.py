@@ -1,0 +1,234 @@
+"""The backend conformance suite: ONE base class that every backend's tests subclass.
+
+    from framework.testing.conformance import BackendConformance
+
+    class TestMyBackend(BackendConformance):
+        backend_name = "mybackend"
+        options = {"some_option": 1}      # optional
+
+Every check is a test method of the class, so a backend inherits new checks
+when the suite grows and cannot silently miss one (pandas#54420). Fits are
+expensive, so each (backend, method, parameterisation, seed) is fitted once
+per session and shared between the checks; the cache is keyed by the
+backend's name, so give a wrapped backend its own name.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+
+import pytest
+
+from ..plugins import get_registry
+from ..priors import DEFAULT_PRIORS
+from ..problem import Problem, SamplerSettings
+from . import checks
+from .checks import (
+    check_agreement,
+    check_availability,
+    check_contract,
+    check_group_order,
+    check_methods,
+    check_options,
+    check_recovery,
+    check_seed,
+    check_unavailable_refused,
+)
+from .synthetic import simulated_dataset
+
+# Small enough to fit in seconds, large enough for MCSEs and R-hat to mean something.
+SUITE_SETTINGS = SamplerSettings(chains=2, warmup=300, draws=300, seed=20240611)
+OTHER_SEED = 777
+SUITE_DATA = {"n_groups": 20, "rows_per_group": 15, "seed": 0}
+
+_FITS: dict = {}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What one fit asks the backend for: the method and, for "full", the parameterisation."""
+
+    method: str
+    parameterisation: str = "centred"
+
+    def __str__(self) -> str:
+        return (
+            self.method if self.method == "marginal" else f"{self.method}-{self.parameterisation}"
+        )
+
+
+@functools.cache
+def suite_dataset():
+    """The suite's simulated data (20 groups x ~15 rows, unsorted labels, shuffled rows)."""
+    return simulated_dataset(**SUITE_DATA)
+
+
+def fit_backend(backend, dataset, variant=Variant("marginal"), settings=SUITE_SETTINGS,
+                options=None, tag: str = ""):  # fmt: skip
+    """Validate options and fit once per session; `tag` forces a separate fit (seed checks)."""
+    options = backend.validate_options(dict(options or {}))
+    key = (backend.name, str(variant), settings, repr(sorted(options.items())), id(dataset), tag)
+    if key not in _FITS:
+        problem = Problem(dataset, dict(DEFAULT_PRIORS), variant.method, variant.parameterisation)
+        _FITS[key] = backend.fit(problem, settings, options)
+    return _FITS[key]
+
+
+def clear_fits() -> None:
+    """Forget every cached fit."""
+    _FITS.clear()
+
+
+def find_backend(name: str, skip_if_missing: bool = False):
+    """The registered backend `name`, or skip/fail saying what is installed and what broke."""
+    registry = get_registry()
+    if name in registry:
+        return registry.get(name)
+    broken = "; ".join(f"{b.name}: {b.reason}" for b in registry.broken)
+    reason = (
+        f"backend '{name}' is not installed (installed: {', '.join(registry.names()) or 'none'}"
+        + (f"; failed to load: {broken}" if broken else "")
+        + ")"
+    )
+    if skip_if_missing:
+        pytest.skip(reason)
+    pytest.fail(reason)
+
+
+class BackendConformance:
+    """Subclass and set `backend_name`; override `get_backend` to test an unregistered object.
+
+    Optional: `options` (passed to validate_options and fit), `methods` (default:
+    all the backend lists), `parameterisations` (tried for method "full"),
+    `reference` / `reference_method` (the fit means are compared with; a backend
+    that is its own reference is compared with its fit under another seed),
+    `skip_if_missing` (skip rather than fail when the backend is not installed).
+    """
+
+    backend_name: str = ""
+    options: dict = {}
+    methods: tuple[str, ...] | None = None
+    parameterisations: tuple[str, ...] = ("centred", "non_centred")
+    reference: str | None = "stan"
+    reference_method: str = "marginal"
+    settings: SamplerSettings = SUITE_SETTINGS
+    skip_if_missing: bool = False
+
+    def get_backend(self):
+        return find_backend(self.backend_name, self.skip_if_missing)
+
+    def variants(self) -> list[Variant]:
+        """Every (method, parameterisation) the suite fits; read at collection time."""
+        methods = self.methods
+        if methods is None:
+            registry = get_registry()
+            known = self.backend_name in registry
+            methods = registry.get(self.backend_name).methods if known else ("marginal",)
+        out = []
+        for method in methods:
+            params = self.parameterisations if method == "full" else ("centred",)
+            out.extend(Variant(method, p) for p in params)
+        return out
+
+    def pytest_generate_tests(self, metafunc):
+        if "variant" in metafunc.fixturenames:
+            variants = self.variants()
+            metafunc.parametrize("variant", variants, ids=[str(v) for v in variants])
+
+    @pytest.fixture
+    def registered(self):
+        return self.get_backend()
+
+    @pytest.fixture
+    def backend(self, registered):
+        backend = registered
+        status = backend.available()
+        if not status:
+            pytest.skip(f"backend '{backend.name}' is not available here: {status.reason}")
+        return backend
+
+    @pytest.fixture
+    def dataset(self):
+        return suite_dataset()
+
+    @pytest.fixture
+    def posterior(self, backend, dataset, variant):
+        return fit_backend(backend, dataset, variant, self.settings, self.options)
+
+    # (h) methods
+    def test_methods(self, registered):
+        check_methods(registered, self.methods or ())
+
+    # (a) the common format
+    def test_contract(self, backend, dataset, variant, posterior):
+        check_contract(posterior, dataset, backend.name, self.settings)
+
+    # (b) group labels and order
+    def test_group_order(self, dataset, posterior):
+        check_group_order(posterior, dataset)
+
+    # (c) seeds
+    def test_seed(self, backend, dataset, variant, posterior):
+        repeat = fit_backend(backend, dataset, variant, self.settings, self.options, tag="repeat")
+        other_settings = _with_seed(self.settings, OTHER_SEED)
+        other = fit_backend(backend, dataset, variant, other_settings, self.options)
+        check_seed(posterior, repeat, other)
+
+    # (d) recovery of known truth
+    def test_recovery(self, dataset, posterior):
+        check_recovery(posterior, dataset.truth)
+
+    # (e) agreement with a reference backend
+    def test_agreement_with_reference(self, backend, dataset, variant, posterior):
+        if self.reference is None:
+            pytest.skip("no reference backend set for this backend")
+        ref_variant = Variant(self.reference_method)
+        ref_settings = self.settings
+        if self.reference == backend.name and variant == ref_variant:
+            ref_settings = _with_seed(self.settings, OTHER_SEED)  # itself: another seed
+        registry = get_registry()
+        if self.reference not in registry:
+            pytest.skip(f"reference backend '{self.reference}' is not installed")
+        ref = registry.get(self.reference)
+        status = ref.available()
+        if not status:
+            pytest.skip(f"reference backend '{self.reference}' is not available: {status.reason}")
+        reference = fit_backend(ref, dataset, ref_variant, ref_settings)
+        check_agreement(posterior, reference)
+
+    # (f) options
+    def test_options(self, registered):
+        check_options(registered, self.options)
+
+    # (g) availability
+    def test_available(self, registered):
+        check_availability(registered)
+
+    def test_unavailable_refused_by_core(self, registered):
+        check_unavailable_refused(registered)
+
+
+def _with_seed(settings: SamplerSettings, seed: int) -> SamplerSettings:
+    return replace(settings, seed=seed)
+
+
+__all__ = [
+    "SUITE_SETTINGS",
+    "BackendConformance",
+    "Variant",
+    "check_agreement",
+    "check_availability",
+    "check_contract",
+    "check_group_order",
+    "check_methods",
+    "check_options",
+    "check_recovery",
+    "check_seed",
+    "check_unavailable_refused",
+    "checks",
+    "clear_fits",
+    "find_backend",
+    "fit_backend",
+    "suite_dataset",
+]

@@ -1,0 +1,71 @@
+"""The PyMC backend: the full model through Bambi, the marginal model written in PyMC."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from framework import Availability, BackendError, build_posterior
+
+from . import engine
+from .options import validate_options as _validate_options
+from .priors import check_priors
+
+PARAMETERISATIONS = ("centred", "non_centred")
+
+
+class PyMCBackend:
+    """Hierarchical regression in PyMC; "full" builds the model with Bambi."""
+
+    name = "pymc"
+    description = "Bambi/PyMC (NUTS by nutpie, PyMC or numpyro)"
+    methods = ("marginal", "full")
+
+    def available(self) -> Availability:
+        missing = [m for m in ("pymc", "bambi", "pytensor") if find_spec(m) is None]
+        if missing:
+            return Availability(
+                False, f"{', '.join(missing)} not installed: run 'pip install pymc bambi'"
+            )
+        return Availability(True)
+
+    def validate_options(self, options):
+        return _validate_options(options)
+
+    def fit(self, problem, settings, options):
+        """Sample the problem and return the common posterior (natural scale, dataset order)."""
+        options = _validate_options(options)
+        if problem.method not in self.methods:
+            raise BackendError(
+                f"backend 'pymc' has no method '{problem.method}'; use one of {', '.join(self.methods)}"
+            )
+        if problem.method == "full" and problem.parameterisation not in PARAMETERISATIONS:
+            raise BackendError(
+                f"backend 'pymc': parameterisation '{problem.parameterisation}' is not one of "
+                f"{', '.join(PARAMETERISATIONS)}; set model.parameterisation in the spec"
+            )
+        # Refused here, before anything is built or compiled.
+        check_priors(problem.priors)
+        if problem.method == "full":
+            from . import full as method
+        else:
+            from . import marginal as method
+        with engine.quiet(not options["progressbar"]):
+            hyper, groups, draws = method.fit(problem, settings, options)
+        attrs = {
+            "backend": self.name,
+            "engine": options["sampler"],
+            "library_versions": engine.library_versions(options["sampler"]),
+            "sampling_seconds": draws.sampling_seconds,
+            "compile_seconds": draws.compile_seconds,
+            "seed": int(settings.seed),
+            "method": problem.method,
+            "parameterisation": problem.parameterisation,
+            "chains": settings.chains,
+            "warmup": settings.warmup,
+            "draws": settings.draws,
+            "target_accept": settings.target_accept,
+            "max_treedepth": settings.max_treedepth,
+        }
+        return build_posterior(
+            hyper, groups, problem.dataset, draws.diverging, draws.sample_stats, attrs
+        )
