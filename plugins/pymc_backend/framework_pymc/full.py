@@ -38,8 +38,9 @@ def frame(dataset):
     """The data under safe names; group levels are 'g' + code."""
     import pandas as pd
 
-    levels = np.asarray(level_names(dataset.n_groups), dtype=object)
-    return pd.DataFrame({"y": dataset.y, "x": dataset.x, "g": levels[dataset.codes]})
+    levels = level_names(dataset.n_groups)
+    groups = pd.Categorical.from_codes(dataset.codes, categories=levels)
+    return pd.DataFrame({"y": dataset.y, "x": dataset.x, "g": groups})
 
 
 def bambi_priors(priors) -> dict:

@@ -1,0 +1,48 @@
+"""The vectorised R-hat and ESS give arviz's numbers exactly."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+
+from framework.convergence import diagnostics
+
+
+@pytest.fixture(scope="module")
+def chains():
+    # AR(1) chains from independent to strongly autocorrelated, one chain shifted (so R-hat > 1),
+    # one parameter rounded (ties in the ranks).
+    rng = np.random.default_rng(0)
+    m, n, k = 4, 400, 24
+    phi = np.linspace(0.0, 0.97, k)
+    x = np.zeros((m, n, k))
+    e = rng.standard_normal((m, n, k))
+    for t in range(1, n):
+        x[:, t] = phi * x[:, t - 1] + e[:, t]
+    x[1] += np.linspace(0, 0.6, k)
+    x[..., 3] = np.round(x[..., 3], 1)
+    return x
+
+
+def test_matches_arviz(chains):
+    rhat, bulk, tail = diagnostics(chains)
+    for i in range(chains.shape[2]):
+        one = chains[..., i]
+        assert rhat[i] == pytest.approx(az.rhat(one), rel=1e-10)
+        assert bulk[i] == pytest.approx(az.ess(one, method="bulk"), rel=1e-10)
+        assert tail[i] == pytest.approx(az.ess(one, method="tail"), rel=1e-10)
+
+
+def test_chunks_do_not_change_the_answer(chains, monkeypatch):
+    whole = diagnostics(chains)
+    monkeypatch.setattr("framework.convergence.CHUNK", 5)
+    for a, b in zip(whole, diagnostics(chains), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)  # FFT sizes differ by batch: rounding only
+
+
+def test_a_stuck_chain_is_flagged(chains):
+    stuck = chains.copy()
+    stuck[2] = 10.0 + 0.01 * stuck[2]
+    rhat, _, _ = diagnostics(stuck)
+    assert np.all(rhat > 1.1)
