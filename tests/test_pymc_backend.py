@@ -267,6 +267,39 @@ def test_a_partial_trace_means_the_run_was_interrupted(monkeypatch):
         PyMCBackend().fit(_tiny_problem(), SETTINGS, {"sampler": "pymc"})
 
 
+def test_c_compile_failure_is_a_compile_error(monkeypatch):
+    import pymc as pm
+    from pytensor.link.c.exceptions import CompileError as CCompileError
+
+    def broken(*args, **kwargs):
+        raise CCompileError("g++: fatal error: no input files")
+
+    monkeypatch.setattr(pm, "sample", broken)
+    with pytest.raises(
+        CompileError, match=r"C compiler \(g\+\+: fatal error.*'pytensor-cache clear'"
+    ):
+        PyMCBackend().fit(_tiny_problem(), SETTINGS, {"sampler": "pymc"})
+
+
+def test_ctrl_c_during_nutpie_cancels_the_sampler(monkeypatch):
+    import nutpie
+
+    cancelled = []
+
+    class Background:
+        def wait(self):
+            raise KeyboardInterrupt
+
+        def cancel(self):
+            cancelled.append(True)
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: object())
+    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: Background())
+    with pytest.raises(KeyboardInterrupt):
+        PyMCBackend().fit(_tiny_problem(), SETTINGS, {"sampler": "nutpie"})
+    assert cancelled == [True]
+
+
 def test_non_finite_draws_are_refused():
     with pytest.raises(SamplingError, match="non-finite draws for slope_sigma"):
         engine.check_finite(

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from framework import CompileError, FrameworkError, SamplingError
+from framework import BackendError, CompileError, FrameworkError, SamplingError
 
 # Library messages that say nothing actionable to a framework user.
 _NOISE = (
@@ -93,7 +93,13 @@ def sample(model, var_names: list[str], sampler: str, settings, options: dict) -
 
 
 def _nutpie(model, var_names, settings, options, cores) -> Draws:
-    import nutpie
+    try:
+        import nutpie
+    except ImportError as exc:
+        raise BackendError(
+            f"backend 'pymc': nutpie cannot be imported ({_first_line(exc)}); reinstall it with "
+            "'pip install nutpie', or set backend.options.sampler: pymc"
+        ) from exc
 
     start = time.perf_counter()
     try:
@@ -170,13 +176,18 @@ def _pm_sample(model, var_names, sampler, settings, options, cores) -> Draws:
             )
     except (KeyboardInterrupt, FrameworkError):
         raise
-    except CCompileError as exc:
-        raise CompileError(
-            f"backend 'pymc': PyTensor could not compile the model with the C compiler "
-            f"({_first_line(exc)}); check that g++ works, clear the cache with "
-            "'pytensor-cache clear', or use backend.options.sampler: nutpie"
+    except ImportError as exc:
+        raise BackendError(
+            f"backend 'pymc': sampler {sampler} cannot be imported ({_first_line(exc)}); "
+            "reinstall it, or set backend.options.sampler: pymc"
         ) from exc
     except Exception as exc:
+        if isinstance(exc, CCompileError) or "compilation failed" in str(exc).lower():
+            raise CompileError(
+                f"backend 'pymc': PyTensor could not compile the model with the C compiler "
+                f"({_first_line(exc)}); check that g++ works, clear the cache with "
+                "'pytensor-cache clear', or use backend.options.sampler: nutpie"
+            ) from exc
         raise _sampling_error(sampler, exc) from exc
     wall = time.perf_counter() - start
     # PyMC times the sampling loop itself; the rest (compile, initialisation) is overhead.

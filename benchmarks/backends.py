@@ -1,0 +1,35 @@
+"""Issue 3: every backend and sampler on W1 (51 groups x 11 rows) and W2 (1000 x 100).
+
+4 chains x 1000 warmup + 1000 draws, seeded. Per configuration: compile and
+sampling seconds, min bulk ESS over all parameters (group effects included),
+min ESS per second, max R-hat, divergences, peak memory, and the ratio of min
+ESS per second against the plain pystan run of the blog's centred program
+measured in the same invocation.
+
+    .venv/bin/python benchmarks/backends.py [W1 W2]
+"""
+
+import sys
+
+from harness import measure, print_table
+
+
+def configs(workload: str) -> list[dict]:
+    rows = [{"label": f"{workload} blog pystan", "kind": "blog", "workload": workload}]
+    for method in ("marginal", "full"):
+        rows.append({"label": f"{workload} stan {method}", "kind": "framework", "workload": workload,
+                     "backend": "stan", "method": method, "options": {"engine": "pystan"}})
+    for sampler in ("nutpie", "pymc", "numpyro"):
+        for method in ("marginal", "full"):
+            rows.append({"label": f"{workload} pymc {method} {sampler}", "kind": "framework",
+                         "workload": workload, "backend": "pymc", "method": method,
+                         "options": {"sampler": sampler}})
+    rows.append({"label": f"{workload} numpyro-plugin marginal", "kind": "framework", "workload": workload,
+                 "backend": "numpyro", "method": "marginal", "options": {}})
+    return rows
+
+
+if __name__ == "__main__":
+    for workload in sys.argv[1:] or ["W1", "W2"]:
+        print(f"\n## {workload}\n")
+        print_table([measure(c) for c in configs(workload)], {"blog": f"{workload} blog pystan"})

@@ -1,0 +1,41 @@
+"""Issue 5: the exact fast path on W1, W2 and W3 (10,000 groups x 1,000 rows = 10 million rows).
+
+Per method and backend: read-and-reduce seconds, compile seconds, sampling
+seconds, min bulk ESS over all parameters (group effects included), min ESS per
+second, max R-hat, peak memory and end-to-end seconds; ratios of min ESS per
+second against the blog's pystan program and against Bambi's default run,
+both measured in the same invocation (on W1 and W2; on W3 only the fast path
+is practical). W3's Parquet file is written by the benchmark itself.
+
+    .venv/bin/python benchmarks/fast_path.py [W1 W2 W3]
+"""
+
+import sys
+
+from harness import measure, print_table
+
+FAST = [("stan", {"engine": "pystan"}), ("pymc", {"sampler": "nutpie"}), ("numpyro", {})]
+
+
+def configs(workload: str) -> list[dict]:
+    rows = []
+    if workload != "W3":
+        rows.append({"label": f"{workload} blog pystan", "kind": "blog", "workload": workload})
+        rows.append({"label": f"{workload} bambi default", "kind": "bambi", "workload": workload})
+        rows.append({"label": f"{workload} stan full/auto", "kind": "framework", "workload": workload,
+                     "backend": "stan", "method": "full", "options": {"engine": "pystan"}})
+    for backend, options in FAST:
+        rows.append({"label": f"{workload} {backend} marginal", "kind": "framework", "workload": workload,
+                     "backend": backend, "method": "marginal", "options": options, "repeat": workload == "W3"})
+    return rows
+
+
+if __name__ == "__main__":
+    for workload in sys.argv[1:] or ["W1", "W2", "W3"]:
+        print(f"\n## {workload}\n")
+        rows = [measure(c) for c in configs(workload)]
+        print_table(rows, {"blog": f"{workload} blog pystan", "bambi": f"{workload} bambi default"})
+        for r in rows:
+            if "second_end_to_end_s" in r:
+                print(f"{r['label']}: end to end {r['end_to_end_s']:.1f} s first, "
+                      f"{r['second_end_to_end_s']:.1f} s with the compile cache warm")
