@@ -20,6 +20,8 @@ from framework.testing.conformance import (
     suite_dataset,
 )
 
+pytest_plugins = ["pytester"]  # to run the suite's class on a broken backend
+
 # Order matters: Stan's pystan engine forks worker processes, and forking after
 # JAX has started its threads can deadlock, so the JAX backend (numpyro) runs last.
 
@@ -246,6 +248,35 @@ def test_core_refuses_an_unavailable_backend_by_name(base):
         framework.BackendError, match="backend 'gone' is not available here: no CmdStan"
     ):
         registry.require_available("gone")
+
+
+_SUBCLASS = """
+import framework
+from framework.testing.conformance import BackendConformance
+from test_conformance import Wrapped, _reverse_groups
+
+
+class TestShuffled(BackendConformance):
+    backend_name = "broken-shuffled-groups"
+    methods = ("marginal",)
+
+    def get_backend(self):
+        return Wrapped(framework.get_registry().get("{base}"), self.backend_name, _reverse_groups)
+"""
+
+
+def test_the_class_fails_a_broken_backend(base, pytester):
+    """A backend author's subclass reports the broken checks as failures (fits are reused)."""
+    pytester.makepyfile(test_shuffled=_SUBCLASS.format(base=base.name))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    failed = sorted(r.nodeid.split("::")[-1] for r in result.reprec.getreports("pytest_runtest_logreport")
+                    if r.failed)  # fmt: skip
+    assert failed == [
+        "test_agreement_with_reference[marginal]",
+        "test_group_order[marginal]",
+        "test_recovery[marginal]",
+    ]
+    result.assert_outcomes(passed=6, failed=3)
 
 
 class TestNumpyroConformance(BackendConformance):

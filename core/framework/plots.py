@@ -39,7 +39,8 @@ def write_plots(folder: Path, result) -> None:
         ax.plot(est[f"{name}_mean"], y, "o", markersize=2.5)
         ax.set_title(f"{name} (mean, 90% interval)", fontsize=9)
         ax.tick_params(labelsize=6)
-    axes[0].set_yticks(y, est["group"], fontsize=6)
+    # Labels are data: "$...$" in a label must not be parsed as mathtext (it can raise).
+    axes[0].set_yticks(y, est["group"], fontsize=6, parse_math=False)
     fig.tight_layout()
     fig.savefig(folder / "group_effects.png", dpi=90)
     plt.close(fig)
