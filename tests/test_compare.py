@@ -7,7 +7,7 @@ from fake_backend import FakeBackend, FakePlugin
 
 import framework
 from framework.cli import main
-from framework.compare import compare
+from framework.comparison import compare
 from framework.spec import load_spec
 from test_core_run import FAST, RAINFALL
 

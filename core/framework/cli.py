@@ -192,7 +192,7 @@ def _simulate(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import Z_TOLERANCE, compare, write_comparison
+    from .comparison import Z_TOLERANCE, compare, write_comparison
     from .spec import load_spec
     from .terminal import Progress, table
 

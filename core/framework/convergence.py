@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
-from scipy.stats import rankdata
 
 CHUNK = 1024  # parameters at a time: bounds the temporary memory
 
@@ -33,6 +32,8 @@ def _z_scale(x: np.ndarray) -> np.ndarray:
     np.put_along_axis(z, order, np.broadcast_to(scores, rows.shape), axis=1)
     ties = (np.diff(np.take_along_axis(rows, order, axis=1), axis=1) == 0).any(axis=1)
     if ties.any():  # rare for continuous draws; exact average ranks for those rows
+        from scipy.stats import rankdata
+
         ranks = rankdata(rows[ties], axis=1, method="average")
         z[ties] = ndtri((ranks - 0.375) / (m * n + 0.25))
     return z.reshape(k, m, n)

@@ -61,14 +61,26 @@ class Dataset:
         return len(self.labels)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, response: str, predictor: str, group: str, **kw) -> Dataset:
+    def from_frame(
+        cls, frame: pd.DataFrame, response: str, predictor: str, group: str, **kw
+    ) -> Dataset:
         codes, labels = pd.factorize(frame[group].astype(str), sort=False)
-        return cls(frame[response].to_numpy(float), frame[predictor].to_numpy(float), codes,
-                   list(labels), response, predictor, group, **kw)
+        return cls(
+            frame[response].to_numpy(float),
+            frame[predictor].to_numpy(float),
+            codes,
+            list(labels),
+            response,
+            predictor,
+            group,
+            **kw,
+        )
 
     def to_frame(self) -> pd.DataFrame:
         labels = np.asarray(self.labels, dtype=object)
-        return pd.DataFrame({self.group: labels[self.codes], self.predictor: self.x, self.response: self.y})
+        return pd.DataFrame(
+            {self.group: labels[self.codes], self.predictor: self.x, self.response: self.y}
+        )
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -85,8 +97,13 @@ def load_dataset(spec: Spec) -> Dataset:
 
         return simulate(spec)
     try:
-        return read_table(spec.data_path(), spec.model.response, spec.model.predictor,
-                          spec.model.group, missing=spec.data.missing)
+        return read_table(
+            spec.data_path(),
+            spec.model.response,
+            spec.model.predictor,
+            spec.model.group,
+            missing=spec.data.missing,
+        )
     except MissingColumn as exc:
         # The fix is in the spec (or the header): point at the spec's line.
         raise DataError(f"{spec.where(*exc.field_path.split('.'))}: {exc}") from None
@@ -100,7 +117,9 @@ class MissingColumn(DataError):
         self.field_path = field_path
 
 
-def read_table(path: Path, response: str, predictor: str, group: str, missing: str = "refuse") -> Dataset:
+def read_table(
+    path: Path, response: str, predictor: str, group: str, missing: str = "refuse"
+) -> Dataset:
     """Read the three model columns from CSV or Parquet; DataError names the file, line and fix."""
     path = Path(path)
     wanted = {"model.response": response, "model.predictor": predictor, "model.group": group}
@@ -119,7 +138,9 @@ def read_table(path: Path, response: str, predictor: str, group: str, missing: s
     labels_col = g.to_numpy(zero_copy_only=False)
     warnings: list[str] = []
 
-    no_label = pd.isna(labels_col) | (pd.Series(labels_col, dtype=object).str.strip() == "").to_numpy()
+    no_label = (
+        pd.isna(labels_col) | (pd.Series(labels_col, dtype=object).str.strip() == "").to_numpy()
+    )
     bad = ~np.isfinite(y) | ~np.isfinite(x) | no_label
     if bad.any():
         counts = {
@@ -135,26 +156,39 @@ def read_table(path: Path, response: str, predictor: str, group: str, missing: s
                 f"empty group label ({detail}; {where.lines(rows)}); fix the file, or set "
                 "data.missing: drop in the spec to drop those rows"
             )
-        warnings.append(f"dropped {len(rows)} row(s) with missing or non-finite values ({detail}; "
-                        f"{where.lines(rows)})")
+        warnings.append(
+            f"dropped {len(rows)} row(s) with missing or non-finite values ({detail}; "
+            f"{where.lines(rows)})"
+        )
         keep = ~bad
         y, x, labels_col = y[keep], x[keep], labels_col[keep]
         if len(y) == 0:
-            raise DataError(f"{path}: no rows are left after dropping the missing values; fix the file")
+            raise DataError(
+                f"{path}: no rows are left after dropping the missing values; fix the file"
+            )
 
     codes, labels = pd.factorize(labels_col, sort=False)
     if len(labels) < 2:
         raise DataError(
-            f"{path}: column '{group}' (model.group) has only one group ({labels[0]!r}); "
+            f"{path}: column {group!r} (model.group) has only one group ({labels[0]!r}); "
             "a hierarchical model needs at least 2 groups: check model.group names the grouping column"
         )
     if np.ptp(x) == 0:
         warnings.append(
-            f"the predictor '{predictor}' is constant ({x[0]:g}) in every row: intercepts and "
+            f"the predictor {predictor!r} is constant ({x[0]:g}) in every row: intercepts and "
             "slopes cannot be told apart, so slope estimates only reflect the prior"
         )
-    return Dataset(y, x, codes, [str(v) for v in labels], response, predictor, group,
-                   source=str(path), warnings=warnings)
+    return Dataset(
+        y,
+        x,
+        codes,
+        [str(v) for v in labels],
+        response,
+        predictor,
+        group,
+        source=str(path),
+        warnings=warnings,
+    )
 
 
 class _RowNames:
@@ -225,7 +259,9 @@ def _read_csv(path: Path, wanted: dict[str, str], delimiter: str) -> pa.Table:
             # Some value is not a number: read as text so every bad value can be named.
             return read(pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
-        raise DataError(_parse_problem(path, delimiter, len(header), str(exc).splitlines()[0])) from None
+        raise DataError(
+            _parse_problem(path, delimiter, len(header), str(exc).splitlines()[0])
+        ) from None
 
 
 def _parse_problem(path: Path, delimiter: str, width: int, arrow_message: str) -> str:
@@ -237,8 +273,10 @@ def _parse_problem(path: Path, delimiter: str, width: int, arrow_message: str) -
         try:
             for record in reader:
                 if record and len(record) != width:
-                    return (f"{path}:{start}: this line has {len(record)} field(s) but the header has "
-                            f"{width}; quote values that contain '{delimiter}' or fix the line")
+                    return (
+                        f"{path}:{start}: this line has {len(record)} field(s) but the header has "
+                        f"{width}; quote values that contain '{delimiter}' or fix the line"
+                    )
                 start = reader.line_num + 1
         except csv.Error as exc:
             return f"{path}:{start}: cannot parse the CSV ({exc}); check the quotes on this line"
@@ -254,8 +292,10 @@ def _not_utf8(path: Path) -> str:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 line += chunk[: max(exc.start, 0)].count(b"\n")
-                return (f"{path}:{line}: the file is not UTF-8 text (byte 0x{chunk[max(exc.start, 0)]:02x}); "
-                        "save it as UTF-8 CSV")
+                return (
+                    f"{path}:{line}: the file is not UTF-8 text (byte 0x{chunk[max(exc.start, 0)]:02x}); "
+                    "save it as UTF-8 CSV"
+                )
             line += chunk.count(b"\n")
             offset += len(chunk)
     return f"{path}: the file is not UTF-8 text; save it as UTF-8 CSV"
@@ -268,9 +308,13 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     except UnicodeDecodeError:
         raise DataError(_not_utf8(path)) from None
     except csv.Error as exc:
-        raise DataError(f"{path}:1: cannot read the header line ({exc}); check the file is a CSV") from None
+        raise DataError(
+            f"{path}:1: cannot read the header line ({exc}); check the file is a CSV"
+        ) from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the data file ({exc.strerror}); check its permissions") from None
+        raise DataError(
+            f"{path}: cannot read the data file ({exc.strerror}); check its permissions"
+        ) from None
     if not header:
         raise DataError(f"{path}: the file is empty; it needs a header line and data rows")
     return header
@@ -293,7 +337,9 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pa.Table:
         ) from None
 
 
-def _check_columns(path: Path, columns: list[str], wanted: dict[str, str], delimiter: str | None = None) -> None:
+def _check_columns(
+    path: Path, columns: list[str], wanted: dict[str, str], delimiter: str | None = None
+) -> None:
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     clash = [c for c in dupes if c in wanted.values()]
     where = f"{path}:1" if delimiter else str(path)
@@ -308,25 +354,31 @@ def _check_columns(path: Path, columns: list[str], wanted: dict[str, str], delim
             close = close or [c for c in columns if c.strip().lower() == name.strip().lower()][:1]
             hint = f"; did you mean '{close[0]}'?" if close else ""
             if delimiter and len(columns) == 1:
-                other = next((d for d in (";", "\t", "|") if d in columns[0] and d != delimiter), None)
+                other = next(
+                    (d for d in (";", "\t", "|") if d in columns[0] and d != delimiter), None
+                )
                 if other:
                     hint += f"; the file seems to use {other!r} between values: save it with commas"
             shown = ", ".join(repr(c) for c in columns[:30]) + (" ..." if len(columns) > 30 else "")
             raise MissingColumn(
-                f"{field_path}: column '{name}' is not in {path}; its columns are: {shown}{hint}",
+                f"{field_path}: column {name!r} is not in {path}; its columns are: {shown}{hint}",
                 field_path,
             )
 
 
 def _numeric(table: pa.Table, name: str, field_path: str, where: _RowNames) -> np.ndarray:
     col = table.column(name)
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
+    if (
+        pa.types.is_integer(col.type)
+        or pa.types.is_floating(col.type)
+        or pa.types.is_decimal(col.type)
+    ):
         return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     if pa.types.is_null(col.type):
         return np.full(table.num_rows, np.nan)
     if pa.types.is_boolean(col.type):
         raise DataError(
-            f"{where.path}: column '{name}' ({field_path}) holds true/false values, not numbers; "
+            f"{where.path}: column {name!r} ({field_path}) holds true/false values, not numbers; "
             f"code them as 0 and 1, or pick another column in {field_path}"
         )
     values = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
@@ -337,7 +389,7 @@ def _numeric(table: pa.Table, name: str, field_path: str, where: _RowNames) -> n
     if len(bad):
         examples = ", ".join(_shown(values.iloc[i]) for i in bad[:3])
         raise DataError(
-            f"{where.first(bad)}: column '{name}' ({field_path}) must be numeric, but {len(bad)} value(s) "
+            f"{where.first(bad)}: column {name!r} ({field_path}) must be numeric, but {len(bad)} value(s) "
             f"are not (e.g. {examples}; {where.lines(bad)}); fix those rows or pick another column "
             f"in {field_path}"
         )

@@ -23,8 +23,14 @@ def diagnose(idata, max_treedepth: int | None = None) -> dict:
     parameters = {}
     for name in names:
         values = np.asarray(idata.posterior[name].values, dtype=float)
-        rhat, bulk, tail = convergence.diagnostics(values.reshape(values.shape[0], values.shape[1], -1))
-        parameters[name] = {"r_hat": _worst(rhat, max), "ess_bulk": _worst(bulk, min), "ess_tail": _worst(tail, min)}
+        rhat, bulk, tail = convergence.diagnostics(
+            values.reshape(values.shape[0], values.shape[1], -1)
+        )
+        parameters[name] = {
+            "r_hat": _worst(rhat, max),
+            "ess_bulk": _worst(bulk, min),
+            "ess_tail": _worst(tail, min),
+        }
     ss = idata.sample_stats
     divergences = int(np.asarray(ss["diverging"].values).sum())
     treedepth_hits = None

@@ -10,4 +10,8 @@ hookimpl = pluggy.HookimplMarker("framework")
 
 @hookspec
 def framework_register_backends(register):
-    """Register backends by calling `register.add_backend(backend)` once per backend."""
+    """Register backends by calling `register.add_backend(backend)` once per backend.
+
+    The hook runs again whenever the registry is rebuilt (e.g. a plugin is
+    registered at run time), so keep caches at module level, not on the backend.
+    """

@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import arviz as az
 import yaml
 
 from .errors import RunDirectoryError, UserError
@@ -73,7 +72,9 @@ def write_run(folder: Path, result) -> None:
     """Write every output of a finished run into `folder`."""
     # Compression costs about a minute per GB of draws; large posteriors are written raw.
     size = sum(v.nbytes for g in result.idata.groups() for v in result.idata[g].data_vars.values())
-    result.idata.to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf", compress=size < COMPRESS_BELOW)
+    result.idata.to_netcdf(
+        str(folder / "posterior.nc"), engine="h5netcdf", compress=size < COMPRESS_BELOW
+    )
     result.estimates.to_csv(folder / "estimates.csv", index=False)
     result.hyperparameters.to_csv(folder / "hyperparameters.csv", index=False)
     result.forecasts.to_csv(folder / "forecasts.csv", index=False)
@@ -103,6 +104,8 @@ def load_posterior(run_dir: Path):
         raise RunDirectoryError(
             f"{run_dir}: posterior.nc is missing, so this is not a complete run; run the spec again"
         )
+    import arviz as az
+
     try:
         return az.from_netcdf(str(path), engine="h5netcdf")
     except Exception as exc:

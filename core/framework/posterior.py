@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from arviz import InferenceData
 
 from .data import Dataset
 from .errors import PosteriorContractError
@@ -27,6 +26,8 @@ def build_posterior(
     Backends call this after converting their draws to the natural scale, so
     names, dims and coordinates are the same whoever sampled.
     """
+    from arviz import InferenceData  # arviz takes seconds to import: only when needed
+
     first = np.asarray(hyper[HYPERPARAMETERS[0]])
     chains, draws = first.shape[:2]
     coords = {
@@ -77,6 +78,8 @@ def check_posterior(idata, dataset: Dataset, backend: str) -> None:
 
 
 def _problems(idata, dataset: Dataset):
+    from arviz import InferenceData
+
     if not isinstance(idata, InferenceData):
         yield f"expected arviz.InferenceData, got {type(idata).__name__}"
         return

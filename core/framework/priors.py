@@ -45,15 +45,25 @@ FAMILIES: dict[str, Family] = {
 HYPERPARAMETERS = ("intercept_mu", "intercept_sigma", "slope_mu", "slope_sigma", "error_sigma")
 SCALE_PARAMETERS = ("intercept_sigma", "slope_sigma", "error_sigma")
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# Each part of a number can match in one way only, so a failing match cannot backtrack
+# quadratically (`\d+\.?\d*` on a long run of digits did).
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+MAX_PRIOR_TEXT = 200
 _TEXT = re.compile(rf"^\s*([a-z_]+)\s*\(\s*((?:{_NUMBER})(?:\s*,\s*{_NUMBER})*)?\s*\)\s*$")
 
 
 EXAMPLES = {
-    "normal": "normal(0, 100)", "student_t": "student_t(3, 0, 10)", "cauchy": "cauchy(0, 5)",
-    "uniform": "uniform(0, 100)", "half_normal": "half_normal(10)", "half_cauchy": "half_cauchy(5)",
-    "half_student_t": "half_student_t(3, 10)", "exponential": "exponential(1)",
-    "gamma": "gamma(2, 0.1)", "inv_gamma": "inv_gamma(3, 2)", "lognormal": "lognormal(0, 1)",
+    "normal": "normal(0, 100)",
+    "student_t": "student_t(3, 0, 10)",
+    "cauchy": "cauchy(0, 5)",
+    "uniform": "uniform(0, 100)",
+    "half_normal": "half_normal(10)",
+    "half_cauchy": "half_cauchy(5)",
+    "half_student_t": "half_student_t(3, 10)",
+    "exponential": "exponential(1)",
+    "gamma": "gamma(2, 0.1)",
+    "inv_gamma": "inv_gamma(3, 2)",
+    "lognormal": "lognormal(0, 1)",
 }
 
 
@@ -150,6 +160,10 @@ def parse_prior(value: object, parameter: str) -> Prior:
 
 
 def _parse_text(text: str) -> tuple[str, tuple[float, ...]]:
+    if len(text) > MAX_PRIOR_TEXT:
+        raise PriorError(
+            f"a prior is a family and a few numbers, not {len(text)} characters; e.g. normal(0, 100)"
+        )
     match = _TEXT.match(text)
     if not match:
         raise PriorError(
@@ -170,9 +184,13 @@ def _parse_text(text: str) -> tuple[str, tuple[float, ...]]:
 
 def _parse_mapping(mapping: dict) -> tuple[str, tuple[float, ...]]:
     if "dist" not in mapping:
-        raise PriorError("a prior written as a mapping needs 'dist'; e.g. {dist: normal, mu: 0, sigma: 1}")
+        raise PriorError(
+            "a prior written as a mapping needs 'dist'; e.g. {dist: normal, mu: 0, sigma: 1}"
+        )
     if not isinstance(mapping["dist"], str):
-        raise PriorError(f"'dist' must be a family name (got {_shown(mapping['dist'])}); e.g. dist: normal")
+        raise PriorError(
+            f"'dist' must be a family name (got {_shown(mapping['dist'])}); e.g. dist: normal"
+        )
     family = _known_family(mapping["dist"])
     expected = FAMILIES[family].params
     given = {k: v for k, v in mapping.items() if k != "dist"}
@@ -189,7 +207,9 @@ def _parse_mapping(mapping: dict) -> tuple[str, tuple[float, ...]]:
     for name in expected:
         v = given[name]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise PriorError(f"{family} argument {name} must be a number (got {_shown(v)}); e.g. {EXAMPLES[family]}")
+            raise PriorError(
+                f"{family} argument {name} must be a number (got {_shown(v)}); e.g. {EXAMPLES[family]}"
+            )
         args.append(float(v))
     return family, tuple(args)
 
@@ -205,13 +225,17 @@ def _known_family(name: str) -> str:
 
     close = difflib.get_close_matches(name, FAMILIES, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    raise PriorError(f"unknown distribution {_shown(name)}; {hint}the known ones are: {', '.join(FAMILIES)}")
+    raise PriorError(
+        f"unknown distribution {_shown(name)}; {hint}the known ones are: {', '.join(FAMILIES)}"
+    )
 
 
 def _check_arguments(prior: Prior) -> None:
     for name, value in prior.kwargs.items():
         if not math.isfinite(value):
-            raise PriorError(f"{prior.family} argument {name} must be a finite number (got {value}); e.g. {EXAMPLES[prior.family]}")
+            raise PriorError(
+                f"{prior.family} argument {name} must be a finite number (got {value}); e.g. {EXAMPLES[prior.family]}"
+            )
     for name in FAMILIES[prior.family].positive_params:
         if prior.kwargs[name] <= 0:
             raise PriorError(

@@ -68,6 +68,11 @@ class BackendRegistry:
             raise TypeError(f"{backend!r} is not a backend: it lacks {', '.join(missing)}")
         if not isinstance(backend.name, str) or not backend.name:
             raise TypeError("a backend's name must be a non-empty string")
+        methods = backend.methods
+        if isinstance(methods, str) or not set(methods) or not set(methods) <= {"marginal", "full"}:
+            raise TypeError(
+                f"backend '{backend.name}': methods must be a tuple drawn from ('marginal', 'full'), got {methods!r}"
+            )
         if backend.name in self._backends:
             raise ValueError(
                 f"backend name '{backend.name}' is already registered by plugin '{self._origin[backend.name]}'"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from . import __version__  # noqa: I001
 from .data import Dataset, load_dataset
 from .diagnostics import diagnose
 from .errors import BackendError, FrameworkError, OptionsError

@@ -31,7 +31,6 @@ from .priors import DEFAULT_PRIORS, HYPERPARAMETERS, Prior, PriorError, parse_pr
 from .yaml_source import LineMap, load_yaml
 
 
-
 def _number(v):
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"must be a number, got {v!r}"[:80])
@@ -79,7 +78,10 @@ class Truth(_Strict):
 class Simulate(_Strict):
     """Simulate data from the model with known truth (the blog's part 1)."""
 
-    groups: Annotated[StrictInt, Field(ge=2, le=1_000_000)] | Annotated[list[str | int | float], Field(min_length=2)]
+    groups: (
+        Annotated[StrictInt, Field(ge=2, le=1_000_000)]
+        | Annotated[list[str | int | float], Field(min_length=2)]
+    )
     x: list[Number] | XRange
     truth: Truth
     seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] = 0
@@ -91,7 +93,7 @@ class Simulate(_Strict):
             labels = [str(g) for g in v]
             dupes = sorted({g for g in labels if labels.count(g) > 1})
             if dupes:
-                raise ValueError(f"group labels repeat: {', '.join(dupes[:5])}")
+                raise ValueError(f"group labels repeat: {', '.join(map(repr, dupes[:5]))}")
             return labels
         return v
 
@@ -120,7 +122,9 @@ class DataSpec(_Strict):
     @model_validator(mode="after")
     def _one_source(self):
         if self.path is not None and self.simulate is not None:
-            raise ValueError("has both 'path' and 'simulate'; keep one: a data file or a simulation")
+            raise ValueError(
+                "has both 'path' and 'simulate'; keep one: a data file or a simulation"
+            )
         if self.path is None and self.simulate is None:
             raise ValueError(
                 "has neither 'path' nor 'simulate'; add path: FILE.csv (a CSV or Parquet file) "
@@ -163,8 +167,14 @@ class ModelSpec(_Strict):
     @field_validator("parameterisation", mode="before")
     @classmethod
     def _spelling(cls, v):
-        aliases = {"centered": "centred", "non_centered": "non_centred", "noncentred": "non_centred",
-                   "noncentered": "non_centred", "non-centred": "non_centred", "non-centered": "non_centred"}
+        aliases = {
+            "centered": "centred",
+            "non_centered": "non_centred",
+            "noncentred": "non_centred",
+            "noncentered": "non_centred",
+            "non-centred": "non_centred",
+            "non-centered": "non_centred",
+        }
         return aliases.get(v, v) if isinstance(v, str) else v
 
     def prior(self, name: str) -> Prior:
@@ -306,15 +316,25 @@ def validate_spec(raw: dict, path: Path | None = None, lines: LineMap | None = N
     lines = lines if lines is not None else LineMap()
     filename = str(path) if path else "<spec>"
     if not isinstance(raw, dict):
-        raise SpecError(f"{filename}: the spec must be a mapping of keys (name, data, model, ...), not {_kind(raw)}")
+        raise SpecError(
+            f"{filename}: the spec must be a mapping of keys (name, data, model, ...), not {_kind(raw)}"
+        )
     # The internal fields are not keys a user may write: report them like any unknown key.
     internal = [k for k in _INTERNAL if k in raw]
-    problems = [f"{_where(filename, lines, (k,))}: {k}: {_unknown_key_text(k, _fields_at(()))}" for k in internal]
+    problems = [
+        f"{_where(filename, lines, (k,))}: {k}: {_unknown_key_text(k, _fields_at(()))}"
+        for k in internal
+    ]
     given = {k: v for k, v in raw.items() if k not in _INTERNAL}
     try:
         spec = Spec.model_validate(
-            {**given, "source": path.resolve() if path else None, "raw": raw, "lines": dict(lines),
-             "filename": filename}
+            {
+                **given,
+                "source": path.resolve() if path else None,
+                "raw": raw,
+                "lines": dict(lines),
+                "filename": filename,
+            }
         )
     except ValidationError as exc:
         raise SpecError(problems + _format_errors(exc, filename, lines)) from None
@@ -334,11 +354,17 @@ def _check_paths(spec: Spec, filename: str, lines: LineMap) -> list[str]:
     try:
         data_path = spec.data_path()
         if data_path is not None:
-            problems += _check_data_path(data_path, f"{_where(filename, lines, ('data', 'path'))}: data.path")
+            problems += _check_data_path(
+                data_path, f"{_where(filename, lines, ('data', 'path'))}: data.path"
+            )
         if spec.output.dir is not None:
-            problems += _check_output_dir(Path(spec.output.dir), f"{_where(filename, lines, ('output', 'dir'))}: output.dir")
+            problems += _check_output_dir(
+                Path(spec.output.dir), f"{_where(filename, lines, ('output', 'dir'))}: output.dir"
+            )
     except (OSError, ValueError) as exc:  # e.g. a NUL byte or a name longer than the system allows
-        problems.append(f"{filename}: a path in the spec cannot be used ({exc}); write a plain file path")
+        problems.append(
+            f"{filename}: a path in the spec cannot be used ({exc}); write a plain file path"
+        )
     return problems
 
 
@@ -352,11 +378,17 @@ def _check_data_path(data_path: Path, where: str) -> list[str]:
             near = [p.name for p in data_path.parent.iterdir() if p.suffix.lower() in DATA_SUFFIXES]
             close = difflib.get_close_matches(data_path.name, near, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-        return [f"{where}: file {data_path} does not exist; the path is relative to the spec's folder{hint}"]
+        return [
+            f"{where}: file {data_path} does not exist; the path is relative to the spec's folder{hint}"
+        ]
     if not data_path.is_file():
-        return [f"{where}: {data_path} is {'a folder' if data_path.is_dir() else 'not a regular file'}; give a CSV or Parquet file"]
+        return [
+            f"{where}: {data_path} is {'a folder' if data_path.is_dir() else 'not a regular file'}; give a CSV or Parquet file"
+        ]
     if data_path.suffix.lower() not in DATA_SUFFIXES:
-        return [f"{where}: {data_path.name} is neither .csv nor .parquet; export it as CSV or Parquet"]
+        return [
+            f"{where}: {data_path.name} is neither .csv nor .parquet; export it as CSV or Parquet"
+        ]
     if not os.access(data_path, os.R_OK):
         return [f"{where}: {data_path} cannot be read (permission denied); check its permissions"]
     return []
@@ -371,7 +403,9 @@ def _check_output_dir(target: Path, where: str) -> list[str]:
     else:
         probe = next(p for p in target.absolute().parents if p.exists())
     if not probe.is_dir():
-        return [f"{where}: cannot create {target}: {probe} is a file, not a folder; choose another path"]
+        return [
+            f"{where}: cannot create {target}: {probe} is a file, not a folder; choose another path"
+        ]
     if not os.access(probe, os.W_OK | os.X_OK):
         return [f"{where}: cannot write {target}: {probe} is not writable; choose another folder"]
     return []
@@ -393,7 +427,9 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
             last = i == len(parts) - 1
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise SpecError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list")
+                    raise SpecError(
+                        f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list"
+                    )
                 if last:
                     node[int(part)] = value
                 else:
@@ -419,11 +455,20 @@ def _format_errors(exc: ValidationError, filename: str, lines: LineMap) -> list[
     problems = []
     for err in errors:
         loc = _plain_loc(err["loc"])
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        dotted = dotted_path(loc)
         where = _where(filename, lines, loc)
         problems.append(f"{where}: {dotted}: {_message(err, loc)}")
     # A union reports one error per branch; keep each message once.
     return list(dict.fromkeys(problems))
+
+
+def dotted_path(loc) -> str:
+    """`sampler.chains`; a key that is not a plain name is quoted, so a message stays one line."""
+    parts = [str(p) if _PLAIN_KEY.match(str(p)) else _kind(str(p)) for p in loc]
+    return ".".join(parts) or "(top level)"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,60}$")
 
 
 def _plain_loc(loc) -> tuple:
@@ -431,9 +476,20 @@ def _plain_loc(loc) -> tuple:
 
 
 _TYPE_ERRORS = {
-    "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
-    "bool_parsing", "string_type", "dict_type", "list_type", "model_type", "model_attributes_type",
-    "is_instance_of", "none_required",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "bool_type",
+    "bool_parsing",
+    "string_type",
+    "dict_type",
+    "list_type",
+    "model_type",
+    "model_attributes_type",
+    "is_instance_of",
+    "none_required",
 }
 
 
@@ -446,8 +502,11 @@ def _drop_union_noise(errors: list[dict]) -> list[dict]:
         in_union = any(_is_union_tag(p) for p in err["loc"])
         if in_union and err["type"] in _TYPE_ERRORS:
             others = [
-                e for lo, e in keyed
-                if e is not err and lo[: len(loc)] == loc and not (lo == loc and e["type"] in _TYPE_ERRORS)
+                e
+                for lo, e in keyed
+                if e is not err
+                and lo[: len(loc)] == loc
+                and not (lo == loc and e["type"] in _TYPE_ERRORS)
             ]
             if others:
                 continue
@@ -528,18 +587,30 @@ def _message(err: dict, loc: tuple) -> str:
         hint = HINTS.get(generic)
         return f"is required; {hint}" if hint else "is required; add it"
     text = {
-        "int_type": "must be a whole number", "int_parsing": "must be a whole number",
-        "int_from_float": "must be a whole number", "float_type": "must be a number",
-        "float_parsing": "must be a number", "bool_type": "must be true or false",
-        "bool_parsing": "must be true or false", "string_type": "must be text",
-        "dict_type": "must be a mapping (key: value)", "model_type": "must be a mapping (key: value)",
-        "model_attributes_type": "must be a mapping (key: value)", "list_type": "must be a list",
-        "string_too_short": "must not be empty", "union_type": "has the wrong type",
-        "invalid_key": "keys must be text", "recursion_loop": "is nested too deeply",
-        "greater_than_equal": f"must be >= {ctx.get('ge')}", "greater_than": f"must be > {ctx.get('gt')}",
-        "less_than": f"must be < {ctx.get('lt')}", "less_than_equal": f"must be <= {ctx.get('le')}",
+        "int_type": "must be a whole number",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+        "bool_type": "must be true or false",
+        "bool_parsing": "must be true or false",
+        "string_type": "must be text",
+        "dict_type": "must be a mapping (key: value)",
+        "model_type": "must be a mapping (key: value)",
+        "model_attributes_type": "must be a mapping (key: value)",
+        "list_type": "must be a list",
+        "string_too_short": "must not be empty",
+        "union_type": "has the wrong type",
+        "invalid_key": "keys must be text",
+        "recursion_loop": "is nested too deeply",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}",
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
         "string_too_long": f"must be at most {ctx.get('max_length')} characters",
-        "string_pattern_mismatch": _NAME_RULE if generic == "name" else "has characters that are not allowed",
+        "string_pattern_mismatch": _NAME_RULE
+        if generic == "name"
+        else "has characters that are not allowed",
     }.get(kind)
     if kind == "too_short":
         text = f"needs at least {ctx.get('min_length')} item(s)"
@@ -587,13 +658,21 @@ def _unknown_key_text(key: str, allowed) -> str:
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
     hint = f"did you mean '{close[0]}'? " if close else ""
     known = f"the known keys are: {', '.join(allowed)}" if allowed else "remove it"
-    return f"unknown key '{key[:60]}'; {hint}{known}"
+    return f"unknown key {_kind(key)}; {hint}{known}"
 
 
 _SECTION_MODELS = {
-    "": Spec, "data": DataSpec, "data.simulate": Simulate, "data.simulate.truth": Truth,
-    "data.simulate.x": XRange, "model": ModelSpec, "backend": BackendSpec,
-    "sampler": SamplerSpec, "output": OutputSpec, "forecasts": Forecast, "model.priors": Priors,
+    "": Spec,
+    "data": DataSpec,
+    "data.simulate": Simulate,
+    "data.simulate.truth": Truth,
+    "data.simulate.x": XRange,
+    "model": ModelSpec,
+    "backend": BackendSpec,
+    "sampler": SamplerSpec,
+    "output": OutputSpec,
+    "forecasts": Forecast,
+    "model.priors": Priors,
 }
 _INTERNAL = ("source", "raw", "lines", "filename")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")

@@ -41,7 +41,9 @@ def load_yaml(path: Path) -> tuple[object, LineMap]:
         if not stat.S_ISREG(info.st_mode):
             raise SpecError(f"{path}: is not a regular file; give a YAML spec file")
         if info.st_size > MAX_BYTES:
-            raise SpecError(f"{path}: is {info.st_size} bytes, far too large for a spec; check the path")
+            raise SpecError(
+                f"{path}: is {info.st_size} bytes, far too large for a spec; check the path"
+            )
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found; check the path") from None
@@ -52,13 +54,18 @@ def load_yaml(path: Path) -> tuple[object, LineMap]:
             "save it as UTF-8"
         ) from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec ({exc.strerror}); check its permissions") from None
+        raise SpecError(
+            f"{path}: cannot read the spec ({exc.strerror}); check its permissions"
+        ) from None
     return parse_yaml(text, str(path))
 
 
 def parse_yaml(text: str, filename: str = "<spec>") -> tuple[object, LineMap]:
     """Parse YAML text; SpecError naming the line for syntax errors and unsafe tags."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(_unprintable(exc, text, filename)) from None
     try:
         node = loader.get_single_node()
         lines = LineMap()
@@ -75,10 +82,14 @@ def parse_yaml(text: str, filename: str = "<spec>") -> tuple[object, LineMap]:
         value = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise SpecError(_describe(exc, filename)) from None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(_unprintable(exc, text, filename)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{filename}: YAML error: {exc}; check the file's syntax") from None
     except RecursionError:
-        raise SpecError(f"{filename}: the YAML is nested too deeply; a spec needs a few levels") from None
+        raise SpecError(
+            f"{filename}: the YAML is nested too deeply; a spec needs a few levels"
+        ) from None
     finally:
         loader.dispose()
     return value, lines
@@ -86,8 +97,14 @@ def parse_yaml(text: str, filename: str = "<spec>") -> tuple[object, LineMap]:
 
 # What to do about the YAML errors people actually make.
 _ADVICE = (
-    ("could not determine a constructor", "tags that build objects (!!python/..., !tag) are not allowed in a spec; write plain values"),
-    ("found another document", "a spec is one YAML document: remove the second '---' and what follows"),
+    (
+        "could not determine a constructor",
+        "tags that build objects (!!python/..., !tag) are not allowed in a spec; write plain values",
+    ),
+    (
+        "found another document",
+        "a spec is one YAML document: remove the second '---' and what follows",
+    ),
     ("'\\t'", "indent with spaces, not tabs"),
     ("mapping values are not allowed", "check the indentation, and quote values that contain ': '"),
     ("found unhashable key", "keys must be plain names"),
@@ -99,6 +116,14 @@ _ADVICE = (
 )
 
 
+def _unprintable(exc: yaml.reader.ReaderError, text: str, filename: str) -> str:
+    line = text[: max(exc.position, 0)].count("\n") + 1
+    return (
+        f"{filename}:{line}: the spec contains the control character #x{exc.character:04x}, which YAML "
+        "does not allow; delete it (or write it as an escape inside double quotes)"
+    )
+
+
 def _describe(exc: yaml.MarkedYAMLError, filename: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"{filename}:{mark.line + 1}" if mark else filename
@@ -106,17 +131,23 @@ def _describe(exc: yaml.MarkedYAMLError, filename: str) -> str:
     if exc.context and exc.problem and exc.context_mark and exc.problem_mark:
         if exc.context_mark.line != exc.problem_mark.line:
             what += f" ({exc.context} on line {exc.context_mark.line + 1})"
-    advice = next((a for key, a in _ADVICE if key in what), "check the syntax on and just above this line")
+    advice = next(
+        (a for key, a in _ADVICE if key in what), "check the syntax on and just above this line"
+    )
     return f"{where}: YAML error: {what}; {advice}"
 
 
-def _record(node: yaml.Node, path: Key, lines: LineMap, seen: set[int], problems: list[str], filename: str) -> None:
+def _record(
+    node: yaml.Node, path: Key, lines: LineMap, seen: set[int], problems: list[str], filename: str
+) -> None:
     # An alias points at a node already walked: walking it again would let a
     # "billion laughs" document cost exponential time.
     if id(node) in seen:
         return
     if len(path) > MAX_DEPTH:
-        raise SpecError(f"{filename}:{node.start_mark.line + 1}: the YAML is nested more than {MAX_DEPTH} levels deep")
+        raise SpecError(
+            f"{filename}:{node.start_mark.line + 1}: the YAML is nested more than {MAX_DEPTH} levels deep"
+        )
     seen.add(id(node))
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -126,7 +157,9 @@ def _record(node: yaml.Node, path: Key, lines: LineMap, seen: set[int], problems
                 continue
             key, line = key_node.value, key_node.start_mark.line + 1
             if key in first and key != "<<":
-                dotted = ".".join(str(p) for p in (*path, key))
+                dotted = ".".join(
+                    str(p) if str(p).isidentifier() else repr(str(p))[:60] for p in (*path, key)
+                )
                 problems.append(
                     f"{filename}:{line}: {dotted}: duplicate key (first written on line {first[key]}); "
                     "keep only one"

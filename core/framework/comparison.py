@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -93,6 +92,8 @@ def agreement_table(runs: dict[str, RunResult]) -> pd.DataFrame:
 
 def _moments(idata) -> dict[str, tuple[float, float, float]]:
     """(mean, sd, mcse of the mean) per scalar parameter, group effects as name[label]."""
+    import arviz as az
+
     post = idata.posterior
     mcse = az.mcse(idata, var_names=list(HYPERPARAMETERS) + ["intercept", "slope"])
     out = {}

@@ -1,0 +1,186 @@
+"""Outputs are atomic: a failed or interrupted run leaves the previous results byte-for-byte as they were."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import framework
+from bad_inputs.corpus import FAKE_MAIN, HERE, TESTS
+from fake_backend import FakeBackend, FakePlugin
+from framework.runner import run
+
+SPEC = HERE / "valid.yaml"
+FAST = ["backend.name=fake", "output.plots=false"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file and folder under `folder` with the SHA-256 of its bytes."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        out[key] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "<dir>"
+    return out
+
+
+def leftovers(target: Path) -> list[str]:
+    """Temporary or swapped-out folders a run left beside its target."""
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+@pytest.fixture
+def previous(tmp_path):
+    """A finished run directory, made with the fake backend, and its snapshot."""
+    framework.register_plugin(FakePlugin(), name="fake-interrupt")
+    target = tmp_path / "runs" / "valid"
+    try:
+        run(SPEC, FAST, output_dir=target)
+    finally:
+        framework.unregister_plugin("fake-interrupt")
+    before = snapshot(target)
+    assert "posterior.nc" in before and "estimates.csv" in before
+    return target, before
+
+
+class Raising(FakeBackend):
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error = error
+
+    def fit(self, problem, settings, options):
+        raise self.error
+
+
+class Relabelled(FakeBackend):
+    def fit(self, problem, settings, options):
+        idata = super().fit(problem, settings, options)
+        labels = idata.posterior.coords["group"].values[::-1]
+        return idata.assign_coords(group=labels, groups="posterior")
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        (Raising(RuntimeError("engine exploded")), framework.FrameworkError),
+        (Raising(framework.SamplingError("chains diverged")), framework.SamplingError),
+        (Raising(KeyboardInterrupt()), KeyboardInterrupt),
+        (Relabelled(), framework.PosteriorContractError),
+    ],
+    ids=["crash", "sampling-error", "interrupt", "contract"],
+)
+def test_failed_run_leaves_previous_results_untouched(previous, backend, expected):
+    target, before = previous
+    framework.register_plugin(FakePlugin(backend), name="fake-failing")
+    try:
+        with pytest.raises(expected):
+            run(SPEC, FAST, output_dir=target)
+    finally:
+        framework.unregister_plugin("fake-failing")
+    assert snapshot(target) == before
+    assert leftovers(target) == []
+
+
+def _start(argv: list[str], env_extra: dict[str, str] | None = None, fake: bool = True) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg", **(env_extra or {})}
+    cmd = [sys.executable, "-c", FAKE_MAIN.format(tests=str(TESTS)), *argv] if fake else \
+          [sys.executable, "-m", "framework.cli", *argv]
+    # A session of its own, so a signal to its process group reaches only this run.
+    return subprocess.Popen(cmd, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, encoding="utf-8", errors="replace", start_new_session=True)
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}:\n{err}\n{out}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_sampling_exits_130_and_keeps_previous_results(previous, sig):
+    target, before = previous
+    proc = _start(["run", str(SPEC), "-o", str(target), "--set", "backend.options.sleep=30"],
+                  {"FRAMEWORK_LOAD_PLUGINS": ""})
+    # The temporary folder exists from just before the backend is called until the end.
+    _wait_for(lambda: leftovers(target), proc, 120, "temporary run folder")
+    time.sleep(0.3)
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert snapshot(target) == before
+    assert leftovers(target) == []
+
+
+@pytest.fixture(scope="module")
+def stan_ready(tmp_path_factory):
+    """Skip unless the Stan backend can run here; compile (or find in the cache) its program."""
+    plugin = pytest.importorskip("framework_stan", reason="the Stan backend plugin is not installed")
+    status = plugin.StanBackend().available()
+    if not status:
+        pytest.skip(f"the Stan backend cannot run here: {status.reason}")
+    # Warm-up: compiles the program once (cached in FRAMEWORK_CACHE_DIR), then samples a little.
+    out = tmp_path_factory.mktemp("warmup") / "run"
+    proc = _start(["run", str(SPEC), "-q", "-o", str(out), *_stan_settings(draws=20, seed=1)],
+                  {"FRAMEWORK_LOAD_PLUGINS": "stan"}, fake=False)
+    _, err = proc.communicate(timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"the Stan warm-up run failed:\n{err}")
+
+
+def _stan_settings(draws: int, seed: int) -> list[str]:
+    return ["--set", "backend.name=stan", "--set", "sampler.method=full", "--set", "sampler.chains=2",
+            "--set", "sampler.warmup=1000", "--set", f"sampler.draws={draws}", "--set", f"sampler.seed={seed}",
+            "--set", "data.simulate.groups=40", "--set", "output.plots=false"]
+
+
+class Lines:
+    """Collects a pipe's lines in a thread, so waiting for one never blocks past a deadline."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self.thread.start()
+
+    def text(self) -> str:
+        self.thread.join(timeout=30)
+        return "".join(self.lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [False, True], ids=["kill-pid", "ctrl-c-process-group"])
+def test_sigint_during_real_stan_sampling(previous, stan_ready, group):
+    target, before = previous
+    # A fresh seed: httpstan answers a repeated (program, data, seed) request from its fit store.
+    seed = secrets.randbelow(2**31)
+    proc = _start(["run", str(SPEC), "-o", str(target), *_stan_settings(draws=100_000, seed=seed)],
+                  {"FRAMEWORK_LOAD_PLUGINS": "stan"}, fake=False)
+    stderr = Lines(proc.stderr)
+    _wait_for(lambda: any("sampling" in line for line in stderr.lines), proc, 300, "'sampling' progress line")
+    time.sleep(1.0)
+    assert proc.poll() is None, "sampling finished before the interrupt: raise the draws"
+    (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run did not stop within 120 s of SIGINT")
+    err = stderr.text()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert snapshot(target) == before
+    assert leftovers(target) == []
