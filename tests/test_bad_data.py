@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from bad_inputs.corpus import (
+    FAKE_MAIN,
+    HERE,
+    TESTS,
+    check_accepted,
+    check_refused,
+    load_cases,
+    run_all,
+)
 
 import framework
-from bad_inputs.corpus import FAKE_MAIN, HERE, TESTS, check_accepted, check_refused, load_cases, run_all
 from fake_backend import FakePlugin
 from framework.runner import run
 
 REFUSED = load_cases("data")
 ACCEPTED = load_cases("accepted")
-ODD_LABELS = ["Smith, J.", 'say "hi"', "two\nlines", "Zürich ☔", "../../x", "=cmd()", " 01", "1", "$\\undefined$"]
+ODD_LABELS = [
+    "Smith, J.",
+    'say "hi"',
+    "two\nlines",
+    "Zürich ☔",
+    "../../x",
+    "=cmd()",
+    " 01",
+    "1",
+    "$\\undefined$",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +63,11 @@ def test_bad_data_gets_one_clear_message(case, results):
     check_refused(case, results[case.id])
 
 
-@pytest.mark.parametrize("case", ACCEPTED, ids=[c.name + ("+drop" if c.args[-1].endswith("drop") else "")
-                                                for c in ACCEPTED])
+@pytest.mark.parametrize(
+    "case",
+    ACCEPTED,
+    ids=[c.name + ("+drop" if c.args[-1].endswith("drop") else "") for c in ACCEPTED],
+)
 def test_odd_but_valid_data_is_accepted(case, results):
     check_accepted(case, results[case.id])
 
@@ -76,8 +98,12 @@ def _written_labels(path):
 
 def test_odd_group_labels_are_written_exactly(tmp_path, fake):
     out = tmp_path / "runs" / "odd"
-    overrides = [f"data.path={HERE / 'data' / 'odd_labels.csv'}", "backend.name=fake", "output.plots=true",
-                 "forecasts=[{group: 'Smith, J.', x: 2}, {group: 'Zürich ☔', x: 3}]"]
+    overrides = [
+        f"data.path={HERE / 'data' / 'odd_labels.csv'}",
+        "backend.name=fake",
+        "output.plots=true",
+        "forecasts=[{group: 'Smith, J.', x: 2}, {group: 'Zürich ☔', x: 3}]",
+    ]
     result = run(HERE / "data_spec.yaml", overrides, output_dir=out)
     assert _written_labels(out / "estimates.csv") == ODD_LABELS
     assert _written_labels(out / "forecasts.csv") == ["Smith, J.", "Zürich ☔"]
@@ -93,9 +119,38 @@ def test_odd_group_labels_are_written_exactly(tmp_path, fake):
 def test_odd_labels_through_the_cli(tmp_path):
     out = tmp_path / "odd"
     argv = ["run", "data_spec.yaml", "-q", "-o", str(out), "--set", "data.path=data/odd_labels.csv"]
-    env = {"FRAMEWORK_LOAD_PLUGINS": "", "PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8",
-           "MPLBACKEND": "Agg", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", FAKE_MAIN.format(tests=str(TESTS)), *argv], cwd=HERE,
-                          env=env, capture_output=True, text=True, encoding="utf-8", timeout=180)
+    env = {
+        "FRAMEWORK_LOAD_PLUGINS": "",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONIOENCODING": "utf-8",
+        "MPLBACKEND": "Agg",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", FAKE_MAIN.format(tests=str(TESTS)), *argv],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert _written_labels(out / "estimates.csv") == ODD_LABELS
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads any file, so permissions cannot make it unreadable"
+)
+def test_unreadable_data_file(tmp_path):
+    data = tmp_path / "rain.csv"
+    data.write_text("g,x,y\na,1,2\nb,1,3\n")
+    data.chmod(0)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        (HERE / "data_spec.yaml").read_text().replace("data/constant_predictor.csv", "rain.csv")
+    )
+    with pytest.raises(
+        framework.SpecError, match=r"spec.yaml:4: data.path: .*cannot be read \(permission denied\)"
+    ):
+        framework.load_spec(spec)

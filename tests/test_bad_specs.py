@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from bad_inputs.corpus import HERE, check_refused, load_cases, run_all, skip_reason
+
 from framework import SpecError
 from framework.spec import load_spec, validate_spec
 from framework.yaml_source import parse_yaml
@@ -50,22 +50,46 @@ def test_every_problem_of_a_spec_is_reported_at_once():
     with pytest.raises(SpecError) as err:
         validate_spec(raw, None, lines)
     text = str(err.value)
-    for path in ("name:", "model.predictor:", "model.group:", "sampler.chains:", "sampler.seed:",
-                 "sampler.target_accept:", "bogus:", "data.simulate.groups:"):
+    for path in (
+        "name:",
+        "model.predictor:",
+        "model.group:",
+        "sampler.chains:",
+        "sampler.seed:",
+        "sampler.target_accept:",
+        "bogus:",
+        "data.simulate.groups:",
+    ):
         assert path in text, text
     assert all(p.startswith("<spec>:") for p in err.value.problems), err.value.problems
 
 
 def test_spec_name_cannot_leave_the_output_folder():
     for name in ("../up", "a/b", "..", "/abs", "a\\b", ".hidden", "x" * 101, "a b", "ä"):
-        raw = {"name": name, "data": {"simulate": {"groups": 2, "x": [0, 1], "truth": {
-            "intercept_mu": 0, "intercept_sigma": 1, "slope_mu": 0, "slope_sigma": 1, "error_sigma": 1}}},
-            "model": {"response": "y", "predictor": "x", "group": "g"}}
+        raw = {
+            "name": name,
+            "data": {
+                "simulate": {
+                    "groups": 2,
+                    "x": [0, 1],
+                    "truth": {
+                        "intercept_mu": 0,
+                        "intercept_sigma": 1,
+                        "slope_mu": 0,
+                        "slope_sigma": 1,
+                        "error_sigma": 1,
+                    },
+                }
+            },
+            "model": {"response": "y", "predictor": "x", "group": "g"},
+        }
         with pytest.raises(SpecError, match="name: must be a plain name"):
             validate_spec(raw)
 
 
 def test_locate_points_backend_problems_at_the_spec_line():
     spec = load_spec(HERE / "valid.yaml")
-    assert spec.locate("backend.options.foo: unknown option").startswith(f"{HERE / 'valid.yaml'}:13: ")
+    assert spec.locate("backend.options.foo: unknown option").startswith(
+        f"{HERE / 'valid.yaml'}:13: "
+    )
     assert spec.locate("no path here") == "no path here"

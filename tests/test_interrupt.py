@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from bad_inputs.corpus import FAKE_MAIN, HERE, TESTS
 
 import framework
-from bad_inputs.corpus import FAKE_MAIN, HERE, TESTS
 from fake_backend import FakeBackend, FakePlugin
 from framework.runner import run
 
@@ -89,13 +89,27 @@ def test_failed_run_leaves_previous_results_untouched(previous, backend, expecte
     assert leftovers(target) == []
 
 
-def _start(argv: list[str], env_extra: dict[str, str] | None = None, fake: bool = True) -> subprocess.Popen:
+def _start(
+    argv: list[str], env_extra: dict[str, str] | None = None, fake: bool = True
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg", **(env_extra or {})}
-    cmd = [sys.executable, "-c", FAKE_MAIN.format(tests=str(TESTS)), *argv] if fake else \
-          [sys.executable, "-m", "framework.cli", *argv]
+    cmd = (
+        [sys.executable, "-c", FAKE_MAIN.format(tests=str(TESTS)), *argv]
+        if fake
+        else [sys.executable, "-m", "framework.cli", *argv]
+    )
     # A session of its own, so a signal to its process group reaches only this run.
-    return subprocess.Popen(cmd, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, encoding="utf-8", errors="replace", start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=HERE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
+    )
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float, what: str) -> None:
@@ -113,8 +127,10 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float, what: str) -> N
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_sampling_exits_130_and_keeps_previous_results(previous, sig):
     target, before = previous
-    proc = _start(["run", str(SPEC), "-o", str(target), "--set", "backend.options.sleep=30"],
-                  {"FRAMEWORK_LOAD_PLUGINS": ""})
+    proc = _start(
+        ["run", str(SPEC), "-o", str(target), "--set", "backend.options.sleep=30"],
+        {"FRAMEWORK_LOAD_PLUGINS": ""},
+    )
     # The temporary folder exists from just before the backend is called until the end.
     _wait_for(lambda: leftovers(target), proc, 120, "temporary run folder")
     time.sleep(0.3)
@@ -129,23 +145,43 @@ def test_signal_during_sampling_exits_130_and_keeps_previous_results(previous, s
 @pytest.fixture(scope="module")
 def stan_ready(tmp_path_factory):
     """Skip unless the Stan backend can run here; compile (or find in the cache) its program."""
-    plugin = pytest.importorskip("framework_stan", reason="the Stan backend plugin is not installed")
+    plugin = pytest.importorskip(
+        "framework_stan", reason="the Stan backend plugin is not installed"
+    )
     status = plugin.StanBackend().available()
     if not status:
         pytest.skip(f"the Stan backend cannot run here: {status.reason}")
     # Warm-up: compiles the program once (cached in FRAMEWORK_CACHE_DIR), then samples a little.
     out = tmp_path_factory.mktemp("warmup") / "run"
-    proc = _start(["run", str(SPEC), "-q", "-o", str(out), *_stan_settings(draws=20, seed=1)],
-                  {"FRAMEWORK_LOAD_PLUGINS": "stan"}, fake=False)
+    proc = _start(
+        ["run", str(SPEC), "-q", "-o", str(out), *_stan_settings(draws=20, seed=1)],
+        {"FRAMEWORK_LOAD_PLUGINS": "stan"},
+        fake=False,
+    )
     _, err = proc.communicate(timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"the Stan warm-up run failed:\n{err}")
 
 
 def _stan_settings(draws: int, seed: int) -> list[str]:
-    return ["--set", "backend.name=stan", "--set", "sampler.method=full", "--set", "sampler.chains=2",
-            "--set", "sampler.warmup=1000", "--set", f"sampler.draws={draws}", "--set", f"sampler.seed={seed}",
-            "--set", "data.simulate.groups=40", "--set", "output.plots=false"]
+    return [
+        "--set",
+        "backend.name=stan",
+        "--set",
+        "sampler.method=full",
+        "--set",
+        "sampler.chains=2",
+        "--set",
+        "sampler.warmup=1000",
+        "--set",
+        f"sampler.draws={draws}",
+        "--set",
+        f"sampler.seed={seed}",
+        "--set",
+        "data.simulate.groups=40",
+        "--set",
+        "output.plots=false",
+    ]
 
 
 class Lines:
@@ -161,26 +197,56 @@ class Lines:
         return "".join(self.lines)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("group", [False, True], ids=["kill-pid", "ctrl-c-process-group"])
-def test_sigint_during_real_stan_sampling(previous, stan_ready, group):
+@pytest.mark.parametrize(
+    ("sig", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-to-process-group", "sigterm-to-main-process"],
+)
+def test_signal_during_real_stan_sampling(previous, stan_ready, sig, to_group):
     target, before = previous
     # A fresh seed: httpstan answers a repeated (program, data, seed) request from its fit store.
     seed = secrets.randbelow(2**31)
-    proc = _start(["run", str(SPEC), "-o", str(target), *_stan_settings(draws=100_000, seed=seed)],
-                  {"FRAMEWORK_LOAD_PLUGINS": "stan"}, fake=False)
+    proc = _start(
+        ["run", str(SPEC), "-o", str(target), *_stan_settings(draws=10_000, seed=seed)],
+        {"FRAMEWORK_LOAD_PLUGINS": "stan"},
+        fake=False,
+    )
     stderr = Lines(proc.stderr)
-    _wait_for(lambda: any("sampling" in line for line in stderr.lines), proc, 300, "'sampling' progress line")
+    _wait_for(
+        lambda: any("sampling" in line for line in stderr.lines),
+        proc,
+        300,
+        "'sampling' progress line",
+    )
     time.sleep(1.0)
-    assert proc.poll() is None, "sampling finished before the interrupt: raise the draws"
-    (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+    assert proc.poll() is None, "sampling finished before the signal: raise the draws"
+    sent = time.monotonic()
+    (os.killpg if to_group else os.kill)(proc.pid, sig)
     try:
-        proc.wait(timeout=120)
+        proc.wait(timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the run did not stop within 120 s of SIGINT")
+        pytest.fail(f"the run did not stop within 180 s of {sig.name}:\n{stderr.text()}")
+    delay = time.monotonic() - sent
     err = stderr.text()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
     assert snapshot(target) == before
     assert leftovers(target) == []
+    time.sleep(0.5)
+    assert not _group_alive(proc.pid), "sampler processes outlived the run"
+    if delay > 5:
+        # The contract above holds; what remains is the wait: httpstan's worker processes ignore
+        # SIGINT and pystan returns only when the chains finish (a fix belongs in framework_stan).
+        pytest.xfail(
+            f"the run stopped {delay:.0f} s after {sig.name}: Stan finished its chains first"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -17,16 +18,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt:
+        _stop_children()
         print(
             "framework: interrupted; no output was written and previous results are untouched",
             file=sys.stderr,
         )
         return Interrupted.exit_code
     except FrameworkError as exc:
+        if isinstance(exc, Interrupted):
+            _stop_children()
         if args.debug:
             traceback.print_exc()
         print(
@@ -47,9 +53,31 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+_MAIN_PID = os.getpid()
+
+
 def _terminate(signum, frame):
-    # SIGTERM takes the same clean path as Ctrl-C: temporary output is removed.
-    raise KeyboardInterrupt
+    # SIGTERM takes the same path as Ctrl-C. Re-raising it as SIGINT lets whoever handles
+    # Ctrl-C at this moment (asyncio.run cancels its task cleanly) do so; a KeyboardInterrupt
+    # raised here could land inside an event loop or a lock and leave the process hanging.
+    if os.getpid() != _MAIN_PID:  # a forked worker (e.g. a sampler's pool): just end quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.raise_signal(signal.SIGINT)
+    else:
+        raise KeyboardInterrupt
+
+
+def _stop_children():
+    # Sampler worker processes (httpstan's pool, PyMC's chains) would otherwise finish
+    # their chains, or hang, before the interpreter may exit.
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    for child in mp.active_children():
+        child.terminate()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,11 +149,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from .runner import run
     from .spec import load_spec
+
+    # The spec first: a bad one is reported before the heavier modules are imported.
+    spec = load_spec(args.spec, args.overrides)
+    from .runner import run
     from .terminal import Progress, summary
 
-    spec = load_spec(args.spec, args.overrides)
     progress = Progress(quiet=args.quiet)
     progress(f"spec {args.spec} is valid; backend {spec.backend.name}")
     result = run(spec, output_dir=args.output, progress=progress)
@@ -146,10 +176,11 @@ def _run(args) -> int:
 
 
 def _validate(args) -> int:
-    from .runner import prepare
     from .spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
+    from .runner import prepare
+
     prepared = prepare(spec, check_available=False)
     ds = prepared.dataset
     print(

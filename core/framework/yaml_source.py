@@ -128,9 +128,14 @@ def _describe(exc: yaml.MarkedYAMLError, filename: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"{filename}:{mark.line + 1}" if mark else filename
     what = exc.problem or exc.context or "invalid YAML"
-    if exc.context and exc.problem and exc.context_mark and exc.problem_mark:
-        if exc.context_mark.line != exc.problem_mark.line:
-            what += f" ({exc.context} on line {exc.context_mark.line + 1})"
+    if (
+        exc.context
+        and exc.problem
+        and exc.context_mark
+        and exc.problem_mark
+        and exc.context_mark.line != exc.problem_mark.line
+    ):
+        what += f" ({exc.context} on line {exc.context_mark.line + 1})"
     advice = next(
         (a for key, a in _ADVICE if key in what), "check the syntax on and just above this line"
     )

@@ -1,16 +1,13 @@
 """The bad-input corpus (cases.yaml) and a runner that sends each case through the real CLI.
 
-Every case runs in its own process. Cases marked `fresh` (and every case when
-FRAMEWORK_CORPUS_FRESH=1) start a new interpreter: `python -m framework.cli ...`
-(or `python -c` registering the fake backend, then calling `framework.cli.main`).
-The others are forked from one warm interpreter (fork_server.py) that calls the
-same `framework.cli.main(argv)`: the same code, exit status and stderr, without
-paying the import time once per case.
+Each case is one new interpreter: `python -m framework.cli ...`, or for cases that
+need the test's fake backend, `python -c` registering it and then calling
+`framework.cli.main`. A test module's cases run a few at a time, once, and its
+tests read the results.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -44,7 +41,6 @@ class Case:
     lines: int | None = 1
     needs: str | None = None
     fake: bool = False
-    fresh: bool = False
     warns: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +64,13 @@ def load_cases(kind: str) -> list[Case]:
         if kind == "specs":
             args = entry.pop("args", None) or ["validate", f"specs/{name}.yaml"]
         else:
-            args = ["validate", "data_spec.yaml", "--set", f"data.path=data/{name}", *entry.pop("args", [])]
+            args = [
+                "validate",
+                "data_spec.yaml",
+                "--set",
+                f"data.path=data/{name}",
+                *entry.pop("args", []),
+            ]
             entry["fake"] = True
         where = entry.pop("where", "").replace("{here}", str(HERE))
         cases.append(Case(kind, name, args, where=where, **entry))
@@ -86,36 +88,24 @@ def command(case: Case) -> tuple[list[str], dict[str, str]]:
 
 def run_case(case: Case) -> Result:
     argv, env = command(case)
-    proc = subprocess.run(argv, cwd=HERE, env=env, capture_output=True, text=True, encoding="utf-8",
-                          errors="replace", timeout=TIMEOUT)
+    proc = subprocess.run(
+        argv,
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=TIMEOUT,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def run_all(cases: list[Case]) -> dict[str, Result]:
-    """Every case's result: fresh interpreters in parallel, the rest forked from a warm one."""
-    every_fresh = os.environ.get("FRAMEWORK_CORPUS_FRESH") == "1"
-    fresh = [c for c in cases if every_fresh or c.fresh or c.needs]
-    forked = [c for c in cases if c not in fresh]
-    workers = max(2, min(8, (os.cpu_count() or 2)))
+    """Every case's result; the subprocesses run in parallel."""
+    workers = max(2, min(8, os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        started = pool.map(run_case, fresh)
-        results = run_forked(forked) if forked else {}
-        results.update(zip([c.id for c in fresh], started, strict=True))
-    return results
-
-
-def run_forked(cases: list[Case]) -> dict[str, Result]:
-    """Results of cases run by fork_server.py, one forked child per case."""
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    requests = "".join(
-        json.dumps({"id": c.id, "argv": c.args, "cwd": str(HERE), "fake": c.fake}) + "\n" for c in cases
-    )
-    proc = subprocess.run([sys.executable, str(HERE / "fork_server.py")], input=requests, env=env,
-                          capture_output=True, text=True, encoding="utf-8", timeout=TIMEOUT + 5 * len(cases))
-    replies = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or len(replies) != len(cases):
-        raise RuntimeError(f"fork server failed (exit {proc.returncode}):\n{proc.stderr}")
-    return {r["id"]: Result(r["returncode"], r["stdout"], r["stderr"]) for r in replies}
+        return dict(zip([c.id for c in cases], pool.map(run_case, cases), strict=True))
 
 
 def skip_reason(case: Case, result: Result) -> str | None:
