@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fake_backend import FakeBackend, FakePlugin
+from test_core_run import FAST, RAINFALL
 
 import framework
+from fake_backend import FakeBackend, FakePlugin
 from framework.cli import main
 from framework.comparison import compare
 from framework.spec import load_spec
-from test_core_run import FAST, RAINFALL
 
 
 @pytest.fixture

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from .data import Dataset
 from .errors import PosteriorContractError
 from .priors import HYPERPARAMETERS
+
+if TYPE_CHECKING:
+    from arviz import InferenceData
 
 GROUP_PARAMETERS = ("intercept", "slope")
 REQUIRED_ATTRS = ("backend", "engine", "library_versions", "sampling_seconds", "seed")
