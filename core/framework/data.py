@@ -117,6 +117,28 @@ class MissingColumn(DataError):
         self.field_path = field_path
 
 
+def _group_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (-1 for missing) and the distinct labels as text, without a Python loop over rows."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    column = column.unify_dictionaries() if column.num_chunks > 1 else column
+    chunks = column.chunks or [pa.array([], pa.dictionary(pa.int32(), pa.string()))]
+    dictionary = chunks[0].dictionary
+    if not pa.types.is_string(dictionary.type) and not pa.types.is_large_string(dictionary.type):
+        dictionary = pc.cast(dictionary, pa.string())
+    indices = pa.chunked_array([c.indices for c in chunks]).fill_null(-1)
+    return indices.to_numpy().astype(np.int64), dictionary.to_pylist()
+
+
+def _first_appearance(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Renumber groups in order of first appearance, dropping labels no row uses."""
+    used, first = np.unique(codes, return_index=True)
+    order = used[np.argsort(first)]
+    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    return remap[codes], [labels[i] for i in order]
+
+
 def read_table(
     path: Path, response: str, predictor: str, group: str, missing: str = "refuse"
 ) -> Dataset:
@@ -132,15 +154,11 @@ def read_table(
         raise DataError(f"{path}: the file has a header but no data rows; add the data")
     y = _numeric(table, response, "model.response", where)
     x = _numeric(table, predictor, "model.predictor", where)
-    g = table.column(group)
-    if not pa.types.is_string(g.type) and not pa.types.is_large_string(g.type):
-        g = pc.cast(g, pa.string())
-    labels_col = g.to_numpy(zero_copy_only=False)
+    codes, labels = _group_codes(table.column(group))
     warnings: list[str] = []
-
-    no_label = (
-        pd.isna(labels_col) | (pd.Series(labels_col, dtype=object).str.strip() == "").to_numpy()
-    )
+    # A missing or blank label is checked on the distinct labels, not on every row.
+    blank = np.array([v.strip() == "" for v in labels], dtype=bool)
+    no_label = (codes < 0) | (blank[codes] if len(labels) else False)
     bad = ~np.isfinite(y) | ~np.isfinite(x) | no_label
     if bad.any():
         counts = {
@@ -161,13 +179,13 @@ def read_table(
             f"{where.lines(rows)})"
         )
         keep = ~bad
-        y, x, labels_col = y[keep], x[keep], labels_col[keep]
+        y, x, codes = y[keep], x[keep], codes[keep]
         if len(y) == 0:
             raise DataError(
                 f"{path}: no rows are left after dropping the missing values; fix the file"
             )
 
-    codes, labels = pd.factorize(labels_col, sort=False)
+    codes, labels = _first_appearance(codes, labels)
     if len(labels) < 2:
         raise DataError(
             f"{path}: column {group!r} (model.group) has only one group ({labels[0]!r}); "
