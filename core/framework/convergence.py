@@ -25,17 +25,24 @@ def _split(x: np.ndarray) -> np.ndarray:
 def _z_scale(x: np.ndarray) -> np.ndarray:
     """Normal scores of the pooled ranks (Blom's offset 3/8), ties given average ranks."""
     k, m, n = x.shape
-    rows = x.reshape(k, m * n)
+    total = m * n
+    rows = x.reshape(k, total)
     order = np.argsort(rows, axis=1)
-    scores = ndtri((np.arange(1, m * n + 1) - 0.375) / (m * n + 0.25))
+    ordered = np.take_along_axis(rows, order, axis=1)
+    new_value = np.ones((k, total), dtype=bool)
+    new_value[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     z = np.empty_like(rows)
-    np.put_along_axis(z, order, np.broadcast_to(scores, rows.shape), axis=1)
-    ties = (np.diff(np.take_along_axis(rows, order, axis=1), axis=1) == 0).any(axis=1)
-    if ties.any():  # rare for continuous draws; exact average ranks for those rows
-        from scipy.stats import rankdata
-
-        ranks = rankdata(rows[ties], axis=1, method="average")
-        z[ties] = ndtri((ranks - 0.375) / (m * n + 0.25))
+    if new_value.all():  # no ties: the scores are the same for every row
+        scores = ndtri((np.arange(1, total + 1) - 0.375) / (total + 0.25))
+        np.put_along_axis(z, order, np.broadcast_to(scores, rows.shape), axis=1)
+        return z.reshape(k, m, n)
+    # Ties (folding around the median always makes some): each run of equal values gets
+    # its mean rank, computed for all rows at once over the flattened runs.
+    run = np.cumsum(new_value.ravel()) - 1
+    position = np.tile(np.arange(1, total + 1, dtype=float), k)
+    mean_rank = np.bincount(run, weights=position) / np.bincount(run)
+    scores = ndtri((mean_rank[run] - 0.375) / (total + 0.25)).reshape(k, total)
+    np.put_along_axis(z, order, scores, axis=1)
     return z.reshape(k, m, n)
 
 

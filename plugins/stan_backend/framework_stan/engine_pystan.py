@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from importlib.machinery import EXTENSION_SUFFIXES
 
@@ -17,6 +17,7 @@ from framework import CompileError, Interrupted, SamplingError, cache_dir
 
 from . import io_pystan
 from .engines import import_pystan
+from .interrupt import Stop, stoppable
 
 # The root that httpstan's forked sampling processes were started under (they keep their environment).
 _workers_root: str | None = None
@@ -24,11 +25,20 @@ _workers_root: str | None = None
 
 def run(problem, settings, options: dict, program: str, data: dict, attrs: dict):
     """Build and sample; from inside a running event loop (Jupyter), in a worker thread."""
+    stop = Stop()
     if not _loop_running():
-        return _run(problem, settings, options, program, data, attrs)
+        return _run(problem, settings, options, program, data, attrs, stop)
     # pystan calls asyncio.run, which refuses to start inside a running loop.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="framework-stan") as pool:
-        return pool.submit(_run, problem, settings, options, program, data, attrs).result()
+        future = pool.submit(_run, problem, settings, options, program, data, attrs, stop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            # The interrupt reaches this (main) thread only: end the chains, let the thread finish.
+            stop.request()
+            wait([future])
+            stop.renew()
+            raise Interrupted("interrupted while sampling") from None
 
 
 def _loop_running() -> bool:
@@ -45,7 +55,7 @@ def library_versions() -> dict[str, str]:
     return {"pystan": import_pystan().__version__, "httpstan": httpstan.__version__}
 
 
-def _run(problem, settings, options, program, data, attrs):
+def _run(problem, settings, options, program, data, attrs, stop: Stop):
     stan = import_pystan()
     quiet = not options["show_progress"]
     with httpstan_cache() as root:
@@ -68,19 +78,17 @@ def _run(problem, settings, options, program, data, attrs):
             f"sampling {settings.chains} chains ({settings.warmup} warmup + {settings.draws} draws each)..."
         )
         stored = _stored_fits(program)
-        start = time.perf_counter()
-        with _console(quiet) as console:
+        start, fit = time.perf_counter(), None
+        with _console(quiet) as console, stoppable(stop):
             try:
-                fit = model.sample(
-                    num_chains=settings.chains,
-                    num_warmup=settings.warmup,
-                    num_samples=settings.draws,
-                    delta=settings.target_accept,
-                    max_depth=settings.max_treedepth,
-                )
+                if not stop.requested:
+                    fit = _sample(model, settings)
             except (ValueError, RuntimeError) as exc:
-                raise _sampling_error(exc, console.getvalue()) from exc
-        if fit is None:
+                if not stop.requested:
+                    raise _sampling_error(exc, console.getvalue()) from exc
+            finally:
+                stop.renew()
+        if fit is None or stop.requested:  # pystan returns None on a KeyboardInterrupt
             raise Interrupted("interrupted while sampling")
         sampling_seconds = time.perf_counter() - start
         # httpstan stores seeded fits; an identical request is answered from that store.
@@ -99,6 +107,16 @@ def _run(problem, settings, options, program, data, attrs):
         "sampling_seconds": sampling_seconds,
     }
     return io_pystan.to_posterior(fit, problem, settings, attrs)
+
+
+def _sample(model, settings):
+    return model.sample(
+        num_chains=settings.chains,
+        num_warmup=settings.warmup,
+        num_samples=settings.draws,
+        delta=settings.target_accept,
+        max_depth=settings.max_treedepth,
+    )
 
 
 @contextmanager
