@@ -190,3 +190,11 @@ def _size(node: yaml.Node, memo: dict[int, int]) -> int:
         total += sum(_size(item, memo) for item in node.value)
     memo[id(node)] = min(total, MAX_VALUES + 1)
     return memo[id(node)]
+
+
+def where(filename: str, lines: LineMap, loc) -> str:
+    """`FILE:LINE` of a YAML path, or `FILE (--set ...)` for an overridden value."""
+    line = lines.line(loc)
+    if isinstance(line, str):  # the value came from --set
+        return f"{filename} ({line})"
+    return f"{filename}:{line}" if line else filename

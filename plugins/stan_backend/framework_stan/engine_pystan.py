@@ -17,7 +17,7 @@ from framework import CompileError, Interrupted, SamplingError, cache_dir
 
 from . import io_pystan
 from .engines import import_pystan
-from .interrupt import Stop, stoppable
+from .interrupt import Stop, start_workers, stoppable
 
 # The root that httpstan's forked sampling processes were started under (they keep their environment).
 _workers_root: str | None = None
@@ -74,6 +74,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         compile_seconds = time.perf_counter() - start
         problem.report(f"Stan program ready in {compile_seconds:.1f} s")
         _workers_under(root)
+        start_workers()
         problem.report(
             f"sampling {settings.chains} chains ({settings.warmup} warmup + {settings.draws} draws each)..."
         )

@@ -64,6 +64,15 @@ class Stop:
         logging.getLogger("httpstan").disabled = self._log_disabled
 
 
+def start_workers() -> None:
+    """Fork httpstan's workers now, so none is forked (and missed by `request`) mid-interrupt."""
+    import httpstan.services_stub as stub
+
+    # A fork-context pool forks all its workers at the first submission, then never again.
+    if not getattr(stub.executor, "_processes", None):
+        stub.executor.submit(int).result()
+
+
 @contextmanager
 def stoppable(stop: Stop):
     """Route SIGINT (and the CLI's SIGTERM, re-raised as SIGINT) to `stop` while sampling."""
