@@ -41,6 +41,21 @@ class Backend(Protocol):
     def fit(self, problem, settings, options: dict[str, Any]): ...
 
 
+def unknown_options(backend: str, options, known) -> list[str]:
+    """One problem line per key of `options` not in `known`, with a did-you-mean, for OptionsError."""
+    known = list(known)
+    problems = []
+    for key in options:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        problems.append(
+            f"backend.options.{key}: unknown option for backend '{backend}'; {hint}known options: {', '.join(known)}"
+        )
+    return problems
+
+
 @dataclass
 class BrokenPlugin:
     """A plugin that could not be loaded or registered, and why."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from framework import (
     cache_dir,
     draw_group_effects,
     hookimpl,
+    unknown_options,
 )
 
 DEFAULTS = {"chain_method": "sequential"}
@@ -42,12 +42,7 @@ class NumpyroBackend:
         return Availability(True)
 
     def validate_options(self, options: dict) -> dict:
-        problems = []
-        for key in options:
-            if key not in DEFAULTS:
-                close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(DEFAULTS)}"
-                problems.append(f"backend.options.{key}: unknown option for numpyro; {hint}")
+        problems = unknown_options(self.name, options, DEFAULTS)
         out = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
         if out["chain_method"] not in CHAIN_METHODS:
             problems.append(

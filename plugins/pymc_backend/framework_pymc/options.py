@@ -16,7 +16,7 @@ import os
 from importlib.util import find_spec
 from typing import Any
 
-from framework import OptionsError
+from framework import OptionsError, unknown_options
 
 SAMPLERS = ("pymc", "nutpie", "numpyro", "blackjax")
 # What each sampler needs besides PyMC, and how to get it.
@@ -55,7 +55,7 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
             "backend.options: expected a mapping such as {sampler: nutpie}, "
             f"got {type(options).__name__}; write the options as key: value lines"
         )
-    problems = [_unknown(key) for key in options if key not in KNOWN]
+    problems = unknown_options("pymc", options, KNOWN)
     merged = {**defaults(), **{k: v for k, v in options.items() if k in KNOWN}}
     problems += _sampler(merged["sampler"])
     if not isinstance(merged["progressbar"], bool):
@@ -72,15 +72,6 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
     if problems:
         raise OptionsError(problems)
     return merged
-
-
-def _unknown(key) -> str:
-    close = difflib.get_close_matches(str(key), KNOWN, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return (
-        f"backend.options.{key}: unknown option for backend 'pymc'; {hint}"
-        f"known options: {', '.join(KNOWN)}"
-    )
 
 
 def _sampler(value) -> list[str]:

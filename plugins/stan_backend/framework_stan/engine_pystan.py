@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from importlib.machinery import EXTENSION_SUFFIXES
 
@@ -24,29 +24,27 @@ _workers_root: str | None = None
 
 
 def run(problem, settings, options: dict, program: str, data: dict, attrs: dict):
-    """Build and sample; from inside a running event loop (Jupyter), in a worker thread."""
-    stop = Stop()
-    if not _loop_running():
-        return _run(problem, settings, options, program, data, attrs, stop)
-    # pystan calls asyncio.run, which refuses to start inside a running loop.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="framework-stan") as pool:
-        future = pool.submit(_run, problem, settings, options, program, data, attrs, stop)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            # The interrupt reaches this (main) thread only: end the chains, let the thread finish.
-            stop.request()
-            wait([future])
-            stop.renew()
-            raise Interrupted("interrupted while sampling") from None
+    """Build and sample in this thread; Ctrl-C (or the CLI's SIGTERM) ends the chains at once."""
+    with _outside_running_loop():
+        return _run(problem, settings, options, program, data, attrs, Stop())
 
 
-def _loop_running() -> bool:
+@contextmanager
+def _outside_running_loop():
+    """Let pystan's asyncio.run start from code that a running loop called (Jupyter)."""
+    # Not a helper thread: httpstan forks its workers from the thread running pystan, and a
+    # fork runs Stan only for models that thread loaded (Stan's autodiff stack is thread-local),
+    # so pystan stays in one thread. The outer loop is blocked by this call anyway.
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        yield
+        return
+    asyncio._set_running_loop(None)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
+        asyncio.set_event_loop(loop)  # asyncio.run cleared the thread's current loop
 
 
 def library_versions() -> dict[str, str]:
@@ -82,10 +80,9 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         start, fit = time.perf_counter(), None
         with _console(quiet) as console, stoppable(stop):
             try:
-                if not stop.requested:
-                    fit = _sample(model, settings)
+                fit = _sample(model, settings)
             except (ValueError, RuntimeError) as exc:
-                if not stop.requested:
+                if not stop.requested:  # else the chains failed because `stop` ended them
                     raise _sampling_error(exc, console.getvalue()) from exc
             finally:
                 stop.renew()

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 class _Refusing:
@@ -44,10 +44,8 @@ class Stop:
         # SIGKILL: the workers ignore SIGINT, and a Python-level SIGTERM handler inherited from
         # the CLI would only run once the C++ chain returns. They hold nothing worth cleaning up.
         for pid in dict(getattr(pool, "_processes", None) or {}):
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def renew(self) -> None:
         """A fresh (lazily forked) worker pool for httpstan, so later runs in this process work."""
@@ -75,19 +73,18 @@ def start_workers() -> None:
 
 @contextmanager
 def stoppable(stop: Stop):
-    """Route SIGINT (and the CLI's SIGTERM, re-raised as SIGINT) to `stop` while sampling."""
+    """In the main thread, route SIGINT (and the CLI's SIGTERM, re-raised as SIGINT) to `stop`."""
     if threading.current_thread() is not threading.main_thread():
-        # Signal handlers belong to the main thread: whoever runs us there calls stop.request().
-        yield stop
+        yield  # signal handlers are the main thread's; it calls stop.request() itself
         return
 
     def on_signal(signum, frame):
-        if stop.requested:  # a second Ctrl-C: give up waiting
+        if stop.requested:  # a second Ctrl-C: stop waiting for pystan to return
             raise KeyboardInterrupt
         stop.request()
 
     previous = signal.signal(signal.SIGINT, on_signal)
     try:
-        yield stop
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
