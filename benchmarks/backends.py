@@ -17,15 +17,38 @@ from harness import measure, print_table
 def configs(workload: str) -> list[dict]:
     rows = [{"label": f"{workload} blog pystan", "kind": "blog", "workload": workload}]
     for method in ("marginal", "full"):
-        rows.append({"label": f"{workload} stan {method}", "kind": "framework", "workload": workload,
-                     "backend": "stan", "method": method, "options": {"engine": "pystan"}})
+        rows.append(
+            {
+                "label": f"{workload} stan {method}",
+                "kind": "framework",
+                "workload": workload,
+                "backend": "stan",
+                "method": method,
+                "options": {"engine": "pystan"},
+            }
+        )
     for sampler in ("nutpie", "pymc", "numpyro"):
         for method in ("marginal", "full"):
-            rows.append({"label": f"{workload} pymc {method} {sampler}", "kind": "framework",
-                         "workload": workload, "backend": "pymc", "method": method,
-                         "options": {"sampler": sampler}})
-    rows.append({"label": f"{workload} numpyro-plugin marginal", "kind": "framework", "workload": workload,
-                 "backend": "numpyro", "method": "marginal", "options": {}})
+            rows.append(
+                {
+                    "label": f"{workload} pymc {method} {sampler}",
+                    "kind": "framework",
+                    "workload": workload,
+                    "backend": "pymc",
+                    "method": method,
+                    "options": {"sampler": sampler},
+                }
+            )
+    rows.append(
+        {
+            "label": f"{workload} numpyro-plugin marginal",
+            "kind": "framework",
+            "workload": workload,
+            "backend": "numpyro",
+            "method": "marginal",
+            "options": {},
+        }
+    )
     return rows
 
 

@@ -22,11 +22,28 @@ def configs(workload: str) -> list[dict]:
     if workload != "W3":
         rows.append({"label": f"{workload} blog pystan", "kind": "blog", "workload": workload})
         rows.append({"label": f"{workload} bambi default", "kind": "bambi", "workload": workload})
-        rows.append({"label": f"{workload} stan full/auto", "kind": "framework", "workload": workload,
-                     "backend": "stan", "method": "full", "options": {"engine": "pystan"}})
+        rows.append(
+            {
+                "label": f"{workload} stan full/auto",
+                "kind": "framework",
+                "workload": workload,
+                "backend": "stan",
+                "method": "full",
+                "options": {"engine": "pystan"},
+            }
+        )
     for backend, options in FAST:
-        rows.append({"label": f"{workload} {backend} marginal", "kind": "framework", "workload": workload,
-                     "backend": backend, "method": "marginal", "options": options, "repeat": workload == "W3"})
+        rows.append(
+            {
+                "label": f"{workload} {backend} marginal",
+                "kind": "framework",
+                "workload": workload,
+                "backend": backend,
+                "method": "marginal",
+                "options": options,
+                "repeat": workload == "W3",
+            }
+        )
     return rows
 
 
@@ -37,5 +54,7 @@ if __name__ == "__main__":
         print_table(rows, {"blog": f"{workload} blog pystan", "bambi": f"{workload} bambi default"})
         for r in rows:
             if "second_end_to_end_s" in r:
-                print(f"{r['label']}: end to end {r['end_to_end_s']:.1f} s first, "
-                      f"{r['second_end_to_end_s']:.1f} s with the compile cache warm")
+                print(
+                    f"{r['label']}: end to end {r['end_to_end_s']:.1f} s first, "
+                    f"{r['second_end_to_end_s']:.1f} s with the compile cache warm"
+                )

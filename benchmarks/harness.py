@@ -24,7 +24,13 @@ DATA = ROOT / "benchmarks" / "data"
 os.environ.setdefault("FRAMEWORK_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={ROOT / '.cache' / 'pytensor'}")
 
-TRUTH = {"intercept_mu": 20.0, "intercept_sigma": 5.0, "slope_mu": 1.0, "slope_sigma": 0.5, "error_sigma": 5.0}
+TRUTH = {
+    "intercept_mu": 20.0,
+    "intercept_sigma": 5.0,
+    "slope_mu": 1.0,
+    "slope_sigma": 0.5,
+    "error_sigma": 5.0,
+}
 WORKLOADS = {
     # name: (groups, rows per group)
     "W1": (51, 11),
@@ -81,7 +87,9 @@ def workload_file(name: str) -> Path:
     x = np.tile(np.arange(rows, dtype=float) / max(rows / 11, 1), groups)  # x spans 0..10 like W1
     y = a[codes] + b[codes] * x + rng.normal(0, TRUTH["error_sigma"], len(codes))
     labels = pa.array([f"g{j:05d}" for j in range(groups)])
-    table = pa.table({"group": pa.DictionaryArray.from_arrays(pa.array(codes), labels), "x": x, "y": y})
+    table = pa.table(
+        {"group": pa.DictionaryArray.from_arrays(pa.array(codes), labels), "x": x, "y": y}
+    )
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
@@ -117,7 +125,10 @@ def min_ess_all(idata, names) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- one configuration (child)
 
-def run_framework(workload: str, backend: str, method: str, options: dict, repeat: bool = False) -> dict:
+
+def run_framework(
+    workload: str, backend: str, method: str, options: dict, repeat: bool = False
+) -> dict:
     """`framework run` in-process, timed by stage; with `repeat`, a second run shows the compile cache."""
     import framework
     from framework.outputs import atomic_directory, write_run
@@ -144,13 +155,19 @@ def run_framework(workload: str, backend: str, method: str, options: dict, repea
         }
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec = framework.load_spec(spec_for(workload, Path(tmp), method=method),
-                                   [f"backend.name={backend}"])
-        spec = spec.model_copy(update={"backend": spec.backend.model_copy(update={"options": options})})
+        spec = framework.load_spec(
+            spec_for(workload, Path(tmp), method=method), [f"backend.name={backend}"]
+        )
+        spec = spec.model_copy(
+            update={"backend": spec.backend.model_copy(update={"options": options})}
+        )
         out = once(spec, Path(tmp))
         if repeat:
             # A new seed so no sampler-side fit cache can answer: only the compile cache may help.
-            again = once(spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"seed": 2})}), Path(tmp))
+            again = once(
+                spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"seed": 2})}),
+                Path(tmp),
+            )
             out["second_compile_s"] = again["compile_s"]
             out["second_end_to_end_s"] = again["end_to_end_s"]
     return out
@@ -167,8 +184,13 @@ def run_blog_pystan(workload: str) -> dict:
     t0 = time.perf_counter()
     table = pq.read_table(workload_file(workload))
     codes = table.column("group").combine_chunks().indices.to_numpy().astype(int)
-    data = {"N": len(codes), "J": int(codes.max()) + 1, "county": (codes + 1).tolist(),
-            "x": table.column("x").to_numpy().tolist(), "y": table.column("y").to_numpy().tolist()}
+    data = {
+        "N": len(codes),
+        "J": int(codes.max()) + 1,
+        "county": (codes + 1).tolist(),
+        "x": table.column("x").to_numpy().tolist(),
+        "y": table.column("y").to_numpy().tolist(),
+    }
     read_s = time.perf_counter() - t0
     t = time.perf_counter()
     model = stan.build(BLOG_PROGRAM, data=data, random_seed=1)
@@ -179,11 +201,29 @@ def run_blog_pystan(workload: str) -> dict:
     import arviz as az
 
     idata = az.from_pystan(posterior=fit)
-    ess, rhat = min_ess_all(idata, ["intercept_mu", "intercept_sigma", "slope_mu", "slope_sigma",
-                                    "error_sigma", "intercept", "slope"])
-    return {"read_reduce_s": read_s, "compile_s": compile_s, "sampling_s": sampling_s, "min_ess_bulk": ess,
-            "max_rhat": rhat, "divergences": int(np.asarray(fit["divergent__"]).sum()),
-            "end_to_end_s": time.perf_counter() - t0, "engine": "pystan", "method": "blog program"}
+    ess, rhat = min_ess_all(
+        idata,
+        [
+            "intercept_mu",
+            "intercept_sigma",
+            "slope_mu",
+            "slope_sigma",
+            "error_sigma",
+            "intercept",
+            "slope",
+        ],
+    )
+    return {
+        "read_reduce_s": read_s,
+        "compile_s": compile_s,
+        "sampling_s": sampling_s,
+        "min_ess_bulk": ess,
+        "max_rhat": rhat,
+        "divergences": int(np.asarray(fit["divergent__"]).sum()),
+        "end_to_end_s": time.perf_counter() - t0,
+        "engine": "pystan",
+        "method": "blog program",
+    }
 
 
 def run_bambi_default(workload: str) -> dict:
@@ -201,9 +241,17 @@ def run_bambi_default(workload: str) -> dict:
     fit_s = time.perf_counter() - t
     names = [v for v in idata.posterior.data_vars if not v.startswith("mu")]
     ess, rhat = min_ess_all(idata, names)
-    return {"read_reduce_s": read_s, "compile_s": float("nan"), "sampling_s": fit_s, "min_ess_bulk": ess,
-            "max_rhat": rhat, "divergences": int(idata.sample_stats["diverging"].sum()),
-            "end_to_end_s": time.perf_counter() - t0, "engine": "bambi+pymc", "method": "bambi default"}
+    return {
+        "read_reduce_s": read_s,
+        "compile_s": float("nan"),
+        "sampling_s": fit_s,
+        "min_ess_bulk": ess,
+        "max_rhat": rhat,
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "end_to_end_s": time.perf_counter() - t0,
+        "engine": "bambi+pymc",
+        "method": "bambi default",
+    }
 
 
 def child(config: dict) -> dict:
@@ -213,8 +261,13 @@ def child(config: dict) -> dict:
     elif kind == "bambi":
         out = run_bambi_default(config["workload"])
     else:
-        out = run_framework(config["workload"], config["backend"], config["method"],
-                            config.get("options", {}), config.get("repeat", False))
+        out = run_framework(
+            config["workload"],
+            config["backend"],
+            config["method"],
+            config.get("options", {}),
+            config.get("repeat", False),
+        )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out["peak_mem_mb"] = max(own, kids) / 1024
@@ -223,13 +276,18 @@ def child(config: dict) -> dict:
 
 # ---------------------------------------------------------------- the parent
 
+
 def measure(config: dict, timeout: float = 3600) -> dict:
     """Run one configuration in a fresh process; its failure is reported, not raised."""
     label = config["label"]
     print(f"... {label}", file=sys.stderr, flush=True)
     try:
-        proc = subprocess.run([sys.executable, __file__, json.dumps(config)], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, __file__, json.dumps(config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"label": label, "error": f"timed out after {timeout:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -243,10 +301,24 @@ def print_table(rows: list[dict], baselines: dict[str, str]) -> None:
     """Rows plus ratios of min-ESS-per-second against each named baseline row."""
     for r in rows:
         if "error" not in r:
-            r["ess_per_s"] = r["min_ess_bulk"] / r["sampling_s"] if r["sampling_s"] > 0 else float("nan")
-    base = {k: next((r for r in rows if r["label"] == v and "error" not in r), None) for k, v in baselines.items()}
-    cols = ["label", "read_reduce_s", "compile_s", "sampling_s", "min_ess_bulk", "ess_per_s", "max_rhat",
-            "divergences", "peak_mem_mb"] + [f"x_{k}" for k in baselines]
+            r["ess_per_s"] = (
+                r["min_ess_bulk"] / r["sampling_s"] if r["sampling_s"] > 0 else float("nan")
+            )
+    base = {
+        k: next((r for r in rows if r["label"] == v and "error" not in r), None)
+        for k, v in baselines.items()
+    }
+    cols = [
+        "label",
+        "read_reduce_s",
+        "compile_s",
+        "sampling_s",
+        "min_ess_bulk",
+        "ess_per_s",
+        "max_rhat",
+        "divergences",
+        "peak_mem_mb",
+    ] + [f"x_{k}" for k in baselines]
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for r in rows:
@@ -254,7 +326,9 @@ def print_table(rows: list[dict], baselines: dict[str, str]) -> None:
             print(f"{r['label']} | FAILED: {r['error']}")
             continue
         for k, b in base.items():
-            r[f"x_{k}"] = r["ess_per_s"] / b["ess_per_s"] if b and b["ess_per_s"] > 0 else float("nan")
+            r[f"x_{k}"] = (
+                r["ess_per_s"] / b["ess_per_s"] if b and b["ess_per_s"] > 0 else float("nan")
+            )
         print(" | ".join(_fmt(r.get(c)) for c in cols))
 
 

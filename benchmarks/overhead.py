@@ -14,10 +14,24 @@ from harness import measure, print_table
 
 ROWS = [
     {"label": "blog pystan", "kind": "blog", "workload": "W1"},
-    {"label": "framework stan full/centred", "kind": "framework", "workload": "W1", "backend": "stan",
-     "method": "full", "options": {"engine": "pystan"}, "repeat": True},
-    {"label": "framework stan marginal", "kind": "framework", "workload": "W1", "backend": "stan",
-     "method": "marginal", "options": {"engine": "pystan"}, "repeat": True},
+    {
+        "label": "framework stan full/centred",
+        "kind": "framework",
+        "workload": "W1",
+        "backend": "stan",
+        "method": "full",
+        "options": {"engine": "pystan"},
+        "repeat": True,
+    },
+    {
+        "label": "framework stan marginal",
+        "kind": "framework",
+        "workload": "W1",
+        "backend": "stan",
+        "method": "marginal",
+        "options": {"engine": "pystan"},
+        "repeat": True,
+    },
 ]
 
 if __name__ == "__main__":
@@ -26,9 +40,13 @@ if __name__ == "__main__":
     print()
     for r in rows:
         if "second_compile_s" in r:
-            print(f"{r['label']}: second run compile {r['second_compile_s']:.2f} s, "
-                  f"end to end {r['second_end_to_end_s']:.1f} s (first {r['end_to_end_s']:.1f} s)")
+            print(
+                f"{r['label']}: second run compile {r['second_compile_s']:.2f} s, "
+                f"end to end {r['second_end_to_end_s']:.1f} s (first {r['end_to_end_s']:.1f} s)"
+            )
     base = rows[0]
     for r in rows[1:]:
         if "error" not in r and "error" not in base:
-            print(f"{r['label']}: sampling seconds / blog = {r['sampling_s'] / base['sampling_s']:.3f}")
+            print(
+                f"{r['label']}: sampling seconds / blog = {r['sampling_s'] / base['sampling_s']:.3f}"
+            )

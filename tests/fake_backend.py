@@ -29,7 +29,11 @@ class FakeBackend:
     methods = ("marginal", "full")
 
     def __init__(
-        self, sleep: float = 0.0, breaks: str | None = None, bias: float = 0.0, name: str | None = None
+        self,
+        sleep: float = 0.0,
+        breaks: str | None = None,
+        bias: float = 0.0,
+        name: str | None = None,
     ):
         self.sleep = sleep
         self.breaks = breaks

@@ -193,7 +193,9 @@ def _format_errors(exc: ValidationError, filename: str, lines: LineMap) -> list[
     for err in errors:
         loc = _plain_loc(err["loc"])
         if err["type"] == "extra_forbidden" and loc[-1:] != err["loc"][-1:]:
-            loc += err["loc"][-1:]  # an unknown key named like a union tag ('float') is still the key
+            loc += err["loc"][
+                -1:
+            ]  # an unknown key named like a union tag ('float') is still the key
         dotted = dotted_path(loc)
         where = _where(filename, lines, loc)
         problems.append(f"{where}: {dotted}: {_message(err, loc)}")
