@@ -8,6 +8,10 @@ each compiles once per machine (~1 min) into the project cache, then loads in we
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
+import time
 
 import arviz as az
 import numpy as np
@@ -20,6 +24,7 @@ from framework import (
     BackendError,
     CompileError,
     Dataset,
+    Interrupted,
     OptionsError,
     Prior,
     Problem,
@@ -30,7 +35,15 @@ from framework import (
     get_registry,
     marginal_loglik,
 )
-from framework_stan import StanBackend, engine_pystan, engines, io_cmdstanpy, program
+from framework_stan import (
+    StanBackend,
+    engine_pystan,
+    engines,
+    io_cmdstanpy,
+    program,
+    scaling,
+    stanc,
+)
 from framework_stan.assemble import assemble
 
 TRUTH = {
@@ -137,11 +150,19 @@ def test_program_is_a_pure_function_of_method_parameterisation_and_families(data
     for text in ("123.456", "987.5", "reject", "model {\n  model"):
         assert text not in base
     # Uniform bounds are data, positive families are bounded at zero.
-    assert "real<lower=p_error_sigma[1], upper=p_error_sigma[2]> error_sigma;" in base
     assert "array[2] real p_error_sigma;" in base
     half = program.generate(method, par, {**DEFAULT_FAMILIES, "slope_sigma": "half_normal"})
-    assert "real<lower=0> slope_sigma;" in half and "array[1] real p_slope_sigma;" in half
-    assert half != base
+    assert "array[1] real p_slope_sigma;" in half and half != base
+    if method == "full":
+        assert "real<lower=p_error_sigma[1], upper=p_error_sigma[2]> error_sigma;" in base
+        assert "real<lower=0> slope_sigma;" in half
+    else:  # the marginal program applies Stan's transforms itself, to its scaled coordinates
+        assert (
+            "real error_sigma = p_error_sigma[1] + (p_error_sigma[2] - p_error_sigma[1])"
+            " * inv_logit(error_sigma_unc);" in base
+        )
+        assert "real slope_sigma = exp(slope_sigma_unc);" in half
+        assert "target += slope_sigma_unc;" in half  # its log Jacobian
 
 
 def test_program_variants_differ_where_they_should():
@@ -154,6 +175,9 @@ def test_program_variants_differ_where_they_should():
     assert "intercept_z ~ std_normal();" in non_centred and "transformed parameters" in non_centred
     # The parameterisation does not matter to the marginal method.
     assert program.generate("marginal", "non_centred", DEFAULT_FAMILIES) == marginal
+    # Only the marginal program asks stanc for --O1, in its header (so caches never mix levels).
+    assert marginal.splitlines()[1] == "// stanc options: --O1"
+    assert program.stanc_options(marginal) == ("--O1",) and program.stanc_options(centred) == ()
     with pytest.raises(BackendError, match="unknown method"):
         program.generate("laplace", "centred", DEFAULT_FAMILIES)
 
@@ -165,20 +189,77 @@ def test_data_carries_prior_numbers_statistics_and_one_based_groups(dataset):
     assert data["g"].min() == 1 and data["g"].max() == dataset.n_groups == data["J"]
     marginal = program.data_for(problem(dataset))
     assert set(marginal) >= {"n", "xbar", "ybar", "sxx", "sxy", "syy"} and "y" not in marginal
+    assert len(marginal["u_centre"]) == len(marginal["u_scale"]) == 5
+
+
+@pytest.mark.parametrize(
+    "case", ["plain", "one-row-groups", "constant-x", "tight-uniform", "positive-families"]
+)
+def test_scaling_is_finite_and_positive_on_awkward_data(case):
+    ds, priors = simulate(groups=12, rows=6, seed=3), dict(DEFAULT_PRIORS)
+    if case == "one-row-groups":
+        ds = simulate(groups=12, rows=1, seed=3)
+    elif case == "constant-x":
+        codes = np.repeat(np.arange(4), 5)
+        ds = Dataset(np.arange(20.0), np.full(20, 2.0), codes, ["a", "b", "c", "d"])
+    elif case == "tight-uniform":  # the data put intercept_sigma near 5, the prior below 1
+        priors["intercept_sigma"] = Prior("uniform", (0.0, 1.0))
+    elif case == "positive-families":
+        priors.update(
+            intercept_sigma=Prior("half_normal", (10.0,)),
+            slope_sigma=Prior("gamma", (2.0, 1.0)),
+            error_sigma=Prior("lognormal", (1.0, 1.0)),
+        )
+    centre, scale = scaling.centre_and_scale(ds.stats, priors)
+    assert np.all(np.isfinite(centre)) and np.all(np.isfinite(scale)) and min(scale) > 0
+
+
+@needs_pystan
+def test_scaling_matches_the_posterior_it_precedes(fits, dataset):
+    # Centre and scale are rough moment estimates, not the posterior: within a few sds and a
+    # factor of 3 is all the sampler needs (its warmup adapts the rest), and a wrong transform
+    # or a swapped hyperparameter would miss by orders of magnitude.
+    pr = problem(dataset)
+    centre, scale = scaling.centre_and_scale(dataset.stats, pr.priors)
+    post = fits["marginal"].posterior
+    for k, name in enumerate(HYPERPARAMETERS):
+        draws = post[name].values.ravel()
+        if FAMILIES[pr.priors[name].family].support == "interval":
+            low, high = pr.priors[name].bounds
+            draws = np.log((draws - low) / (high - draws))
+        assert abs(draws.mean() - centre[k]) < 3 * draws.std(), name
+        assert 1 / 3 < scale[k] / draws.std() < 3, (name, scale[k], draws.std())
 
 
 @needs_pystan
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_stanc_accepts_every_family(family):
-    import httpstan.compile
-
     scale = FAMILIES[family].support != "real"
     families = dict(DEFAULT_FAMILIES)
     families["error_sigma" if scale else "slope_mu"] = family
     if family == "uniform":  # uniform fits both kinds of hyperparameter
         families["intercept_mu"] = "uniform"
     for method, par in (("marginal", "centred"), ("full", "non_centred")):
-        httpstan.compile.compile(program.generate(method, par, families), "framework_check")
+        stanc.compile_program(program.generate(method, par, families), "framework_check")
+
+
+@needs_pystan
+def test_marginal_vectors_are_struct_of_arrays_under_o1(tmp_path):
+    # The speed of the marginal program on many groups rests on this: each per-group vector
+    # is one autodiff node holding J values, not J nodes (stanc reports "AoS" otherwise).
+    import importlib.resources
+    import subprocess
+
+    code = program.generate("marginal", "centred", DEFAULT_FAMILIES)
+    (tmp_path / "marginal.stan").write_text(code)
+    options = [*program.stanc_options(code), "--debug-mem-patterns"]
+    with importlib.resources.as_file(importlib.resources.files("httpstan") / "stanc") as binary:
+        done = subprocess.run(
+            [binary, *options, str(tmp_path / "marginal.stan")], capture_output=True, timeout=60
+        )
+    lines = done.stdout.decode().split("\n")
+    patterns = [line for line in lines if line.startswith("vector[J]")]
+    assert len(patterns) >= 5 and all(line.endswith(": SoA") for line in patterns), lines
 
 
 # --- exactness of what Stan computes ---------------------------------------------------
@@ -202,9 +283,29 @@ def pystan_model():
     return build
 
 
+def marginal_parameters(values: dict, priors: dict) -> tuple[dict, float]:
+    """The marginal program's parameters at natural values, and its log Jacobian there."""
+    params, log_jacobian = {}, 0.0
+    for name, value in values.items():
+        support = FAMILIES[priors[name].family].support
+        if support == "real":
+            params[name] = value
+        elif support == "positive":
+            params[f"{name}_unc"] = np.log(value)
+            log_jacobian += np.log(value)
+        else:
+            low, high = priors[name].bounds
+            params[f"{name}_unc"] = np.log((value - low) / (high - value))
+            log_jacobian += np.log((value - low) * (high - value) / (high - low))
+    return params, log_jacobian
+
+
 @needs_pystan
-def test_marginal_program_matches_the_numpy_reference(dataset, pystan_model, fits):
-    pr = problem(dataset)
+@pytest.mark.parametrize("rows", [20, 2000], ids=["20-rows", "2000-rows"])
+def test_marginal_program_matches_the_numpy_reference(dataset, pystan_model, fits, rows):
+    # 2000 rows per group: the per-group terms are ~1e3 times their differences (cancellation).
+    data = dataset if rows == 20 else simulate(groups=30, rows=rows, seed=8)
+    pr = problem(data)  # the default priors: the program every marginal fit here uses
     log_prob = pystan_model(program.program_for(pr), program.data_for(pr))
     points = [
         TRUTH,
@@ -217,15 +318,15 @@ def test_marginal_program_matches_the_numpy_reference(dataset, pystan_model, fit
             "error_sigma": 3.4,
         },
     ]
-    stan_lp = np.array([log_prob(p) for p in points])
-    ref = np.array(
-        [
-            float(marginal_loglik(dataset.stats, **p))
-            + sum(float(pr.priors[k].logpdf(v)) for k, v in p.items())
-            for p in points
-        ]
-    )
-    # `~` drops constants, so compare differences; both are double-precision sums of ~1e3.
+    stan_lp, ref = [], []
+    for point in points:
+        params, log_jacobian = marginal_parameters(point, pr.priors)
+        stan_lp.append(log_prob(params))
+        prior = sum(float(pr.priors[k].logpdf(v)) for k, v in point.items())
+        ref.append(float(marginal_loglik(data.stats, **point)) + prior + log_jacobian)
+    stan_lp, ref = np.array(stan_lp), np.array(ref)
+    # `~` drops constants, so compare differences; both are double-precision sums of ~1e3
+    # (20 rows) to ~1e5 (2000 rows) terms.
     np.testing.assert_allclose(stan_lp[1:] - stan_lp[0], ref[1:] - ref[0], rtol=1e-9, atol=1e-7)
 
 
@@ -324,6 +425,20 @@ def test_fit_passes_the_contract_and_recovers_the_truth(dataset, fits, key):
 
 
 @needs_pystan
+def test_many_rows_sample_as_easily_as_few(fits):
+    # 600,000 rows pin the hyperparameters down (error_sigma's posterior sd ~0.003). In Stan's
+    # unscaled coordinates the chains start far out with a unit metric and need ~25 leapfrog
+    # steps per draw even after warmup; in the scaled ones ~6, as for a small data set.
+    many = simulate(groups=300, rows=2000, seed=5)
+    idata = StanBackend().fit(problem(many), SamplerSettings(2, 300, 300, seed=5), PYSTAN)
+    assert float(idata.sample_stats["n_steps"].mean()) < 10
+    post = idata.posterior
+    for name, true in TRUTH.items():  # the 4-sd rule of the fits above
+        mean, sd = float(post[name].mean()), float(post[name].std())
+        assert abs(mean - true) < 4 * sd, (name, mean, sd, true)
+
+
+@needs_pystan
 @pytest.mark.parametrize("key", ["centred", "non_centred"])
 def test_full_agrees_with_marginal_within_monte_carlo_error(fits, key):
     # Both target the same posterior, so means differ only by Monte Carlo error: with
@@ -385,6 +500,50 @@ def test_fit_works_inside_a_running_event_loop(dataset, fits):
 
 
 @needs_pystan
+@pytest.mark.parametrize("in_loop", [False, True], ids=["plain", "inside-event-loop"])
+def test_ctrl_c_ends_the_chains_at_once_and_pystan_still_works(dataset, fits, in_loop):
+    import httpstan.services_stub as stub
+
+    workers, sent = [], []
+
+    def progress(line):
+        if line.startswith("sampling"):  # httpstan's workers are forked by now
+            workers.extend(getattr(stub.executor, "_processes", None) or {})
+            threading.Timer(0.5, lambda: (sent.append(time.monotonic()), interrupt())).start()
+
+    def interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def fit():
+        # ~100 s of sampling if the interrupt were ignored (the full program, 101,000 iterations).
+        long = SamplerSettings(chains=2, warmup=1000, draws=100_000, seed=7)
+        return StanBackend().fit(problem(dataset, "full", progress=progress), long, PYSTAN)
+
+    async def notebook_cell():
+        return fit()
+
+    stray = []  # a signal outside the backend's handler must not end the test session
+    previous = signal.signal(signal.SIGINT, lambda *args: stray.append(args))
+    try:
+        with pytest.raises(Interrupted, match="interrupted while sampling"):
+            asyncio.run(notebook_cell()) if in_loop else fit()
+        stopped = time.monotonic()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not stray and len(workers) == 2 and len(sent) == 1
+    assert stopped - sent[0] < 3, "pystan waited for the chains"  # ~0.1 s here
+    for pid in workers:  # killed and reaped: no orphans
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # httpstan has fresh workers: a new fit samples for real and passes the contract.
+    again = StanBackend().fit(
+        problem(dataset), SamplerSettings(2, 200, 200, seed=99 + in_loop), PYSTAN
+    )
+    check_posterior(again, dataset, "stan")
+    assert not again.posterior.attrs["fit_from_cache"]
+
+
+@needs_pystan
 def test_uniform_bounds_are_data_and_bind(dataset, fits):
     # Same program as the default marginal fit (no compile); the posterior mean of
     # intercept_sigma is ~4, so a uniform(0, 3.5) prior must pile the draws below 3.5.
@@ -415,11 +574,11 @@ def test_stan_compile_error_becomes_compile_error(dataset, monkeypatch):
 
 @needs_pystan
 def test_initialisation_failure_becomes_sampling_error(fits):
-    # y = 1e154: the statistics are finite, but n * ybar^2 overflows, so every starting
+    # x = 1e154: the statistics are finite, but n * xbar^2 overflows, so every starting
     # point has log density -inf (same program as the marginal fit: no compile).
     rng = np.random.default_rng(0)
     codes = np.repeat(np.arange(3), 5)
-    bad = Dataset(np.full(15, 1e154), rng.normal(size=15), codes, ["a", "b", "c"])
+    bad = Dataset(rng.normal(size=15), np.full(15, 1e154), codes, ["a", "b", "c"])
     assert all(np.all(np.isfinite(v)) for v in bad.stats.as_dict().values())
     with pytest.raises(SamplingError) as err:
         StanBackend().fit(problem(bad), SamplerSettings(1, 50, 50, seed=1), PYSTAN)

@@ -12,7 +12,7 @@ from framework import CompileError, SamplingError, cache_dir
 
 from . import io_cmdstanpy
 from .engines import cmdstan_at
-from .program import digest
+from .program import digest, stanc_options
 
 
 def run(problem, settings, options: dict, program: str, data: dict, attrs: dict):
@@ -28,7 +28,9 @@ def run(problem, settings, options: dict, program: str, data: dict, attrs: dict)
             problem.report("compiling Stan program (first time only, ~1 min)...")
         start = time.perf_counter()
         try:
-            model = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+            model = cmdstanpy.CmdStanModel(
+                stan_file=str(stan_file), stanc_options=cmdstan_stanc_options(program)
+            )
         except (ValueError, RuntimeError) as exc:
             raise CompileError(
                 f"backend 'stan' (cmdstanpy): compiling the Stan program failed: {exc}\n"
@@ -80,6 +82,11 @@ def library_versions() -> dict[str, str]:
         "cmdstanpy": cmdstanpy.__version__,
         "cmdstan": ".".join(str(v) for v in version) if version else "unknown",
     }
+
+
+def cmdstan_stanc_options(program: str) -> dict | None:
+    """The program's stanc options as cmdstanpy takes them: {"O1": True} for --O1."""
+    return {option.lstrip("-"): True for option in stanc_options(program)} or None
 
 
 def write_program(program: str) -> Path:

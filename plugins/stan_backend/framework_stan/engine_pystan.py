@@ -18,6 +18,7 @@ from framework import CompileError, Interrupted, SamplingError, cache_dir
 from . import io_pystan
 from .engines import import_pystan
 from .interrupt import Stop, start_workers, stoppable
+from .stanc import compile_program, with_program_options
 
 # The root that httpstan's forked sampling processes were started under (they keep their environment).
 _workers_root: str | None = None
@@ -62,7 +63,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         else:
             problem.report("compiling Stan program (first time only, ~1 min)...")
         start = time.perf_counter()
-        with _console(quiet) as console:
+        with _console(quiet) as console, with_program_options():
             try:
                 model = stan.build(program, data=data, random_seed=settings.seed)
             except (ValueError, RuntimeError) as exc:
@@ -84,6 +85,13 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
             except (ValueError, RuntimeError) as exc:
                 if not stop.requested:  # else the chains failed because `stop` ended them
                     raise _sampling_error(exc, console.getvalue()) from exc
+            except AssertionError as exc:  # pystan cannot parse draws holding inf or nan
+                if stop.requested:
+                    raise Interrupted("interrupted while sampling") from None
+                raise SamplingError(
+                    "backend 'stan' (pystan): the sampler returned non-finite values that pystan "
+                    "cannot read; check the data for extreme values or use tighter priors."
+                ) from exc
             finally:
                 stop.renew()
         if fit is None or stop.requested:  # pystan returns None on a KeyboardInterrupt
@@ -227,10 +235,8 @@ def _build_error(exc: Exception, program: str, console: str) -> Exception:
 
 def _stanc_message(program: str) -> str:
     # pystan prints stanc's diagnostics instead of raising them; rerun stanc (fast) to get them.
-    import httpstan.compile
-
     try:
-        httpstan.compile.compile(program, "framework_model")
+        compile_program(program, "framework_model")
     except ValueError as exc:
         return "\n" + str(exc).strip()
     except Exception:
