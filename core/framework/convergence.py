@@ -5,15 +5,22 @@ The same estimators as arviz (Vehtari, Gelman, Simpson, Carpenter and Bürkner,
 Python, which takes minutes for the 20,000 group effects of a 10,000-group model.
 Public functions take (chain, draw, K) arrays and return length-K arrays; inside,
 parameters come first, (K, chain, draw), so sorts and FFTs run along contiguous memory.
+One sort per parameter serves the ranks, the median, the folded ranks and the
+tail quantiles; chunks of parameters run on all cores (numpy and scipy's FFT
+release the GIL).
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-CHUNK = 1024  # parameters at a time: bounds the temporary memory
+CHUNK = 512  # parameters at a time: bounds the temporary memory (~150 MB per thread)
+HEAD_LAGS = 16
 
 
 def _split(x: np.ndarray) -> np.ndarray:
@@ -22,28 +29,51 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half :]], axis=1)
 
 
-def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Normal scores of the pooled ranks (Blom's offset 3/8), ties given average ranks."""
-    k, m, n = x.shape
-    total = m * n
-    rows = x.reshape(k, total)
-    order = np.argsort(rows, axis=1)
-    ordered = np.take_along_axis(rows, order, axis=1)
-    new_value = np.ones((k, total), dtype=bool)
-    new_value[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    z = np.empty_like(rows)
-    if new_value.all():  # no ties: the scores are the same for every row
-        scores = ndtri((np.arange(1, total + 1) - 0.375) / (total + 0.25))
-        np.put_along_axis(z, order, np.broadcast_to(scores, rows.shape), axis=1)
-        return z.reshape(k, m, n)
-    # Ties (folding around the median always makes some): each run of equal values gets
-    # its mean rank, computed for all rows at once over the flattened runs.
-    run = np.cumsum(new_value.ravel()) - 1
-    position = np.tile(np.arange(1, total + 1, dtype=float), k)
-    mean_rank = np.bincount(run, weights=position) / np.bincount(run)
-    scores = ndtri((mean_rank[run] - 0.375) / (total + 0.25)).reshape(k, total)
+def _normal_scores(order: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Normal scores of the ranks (Blom's offset 3/8), placed back by `order`; ties get mean ranks."""
+    k, total = ordered.shape
+    scores = np.tile(ndtri((np.arange(1, total + 1) - 0.375) / (total + 0.25)), (k, 1))
+    row, col = np.nonzero(ordered[:, 1:] == ordered[:, :-1])  # (row, col) ties (row, col + 1)
+    if len(row):
+        # Ties are rare (rounded draws; the two middle values after folding): fix only them.
+        pair = row * total + col
+        starts = np.ones(len(pair), dtype=bool)
+        starts[1:] = pair[1:] != pair[:-1] + 1
+        run = np.cumsum(starts) - 1
+        first = pair[starts] % total
+        last = pair[np.append(starts[1:], True)] % total + 1
+        mean_rank = (first + last) / 2 + 1
+        tied = ndtri((mean_rank - 0.375) / (total + 0.25))[run]
+        scores.ravel()[pair] = tied
+        scores.ravel()[pair + 1] = tied
+    z = np.empty_like(scores)
     np.put_along_axis(z, order, scores, axis=1)
-    return z.reshape(k, m, n)
+    return z
+
+
+def _folded_order(order, ordered):
+    """Order and sorted values of |x - median|, from the sort of x (no second full sort)."""
+    k, total = ordered.shape
+    half = total // 2  # total is even: split chains have equal halves
+    median = (ordered[:, half - 1] + ordered[:, half]) / 2
+    # Distances below the median, read backwards, and above it: two sorted runs, which
+    # a stable sort (timsort) merges in linear time.
+    positions = np.concatenate([np.arange(half - 1, -1, -1), np.arange(half, total)])
+    distance = np.abs(ordered[:, positions] - median[:, None])
+    merge = np.argsort(distance, axis=1, kind="stable")
+    return np.take_along_axis(order[:, positions], merge, axis=1), np.take_along_axis(
+        distance, merge, axis=1
+    )
+
+
+def _quantile(ordered: np.ndarray, q: float) -> np.ndarray:
+    """np.quantile's default (linear) on sorted rows, with its rounding (numpy's _lerp)."""
+    h = q * (ordered.shape[1] - 1)
+    lo = int(np.floor(h))
+    t = h - lo
+    a, b = ordered[:, lo], ordered[:, min(lo + 1, ordered.shape[1] - 1)]
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -54,22 +84,44 @@ def _rhat(x: np.ndarray) -> np.ndarray:
 
 
 def _ess(x: np.ndarray) -> np.ndarray:
-    """Geyer's initial monotone sequence estimator, as arviz's `_ess`, for every row."""
+    """Geyer's initial monotone sequence estimator, as arviz's `_ess`, for every row.
+
+    Well-mixed rows end Geyer's sequence within a few lags, so the first HEAD_LAGS
+    autocovariances are summed directly; only rows still going need every lag (FFT).
+    """
     k, m, n = x.shape
     chain_mean = x.mean(axis=2)
-    size = next_fast_len(2 * n)
-    f = rfft(x - chain_mean[..., None], n=size, axis=2)
-    acov = irfft(f * np.conj(f), n=size, axis=2)[:, :, :n] / n
+    centred = x - chain_mean[..., None]
+    lags = min(HEAD_LAGS, n)
+    head = np.stack(
+        [np.einsum("kmt,kmt->km", centred[:, :, : n - t], centred[:, :, t:]) for t in range(lags)],
+        axis=2,
+    )
+    ess, done = _geyer(head / n, chain_mean, n)
+    rest = ~done
+    if rest.any():
+        size = next_fast_len(2 * n)
+        f = rfft(centred[rest], n=size, axis=2)
+        ess[rest], _ = _geyer(
+            irfft(f * np.conj(f), n=size, axis=2)[:, :, :n] / n, chain_mean[rest], n
+        )
+    constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
+    return np.where(constant, float(m * n), ess)
+
+
+def _geyer(acov: np.ndarray, chain_mean: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """ESS from the first L autocovariances of each chain (k, m, L), and whether L sufficed."""
+    k, m, lags = acov.shape
     mean_var = acov[:, :, 0].mean(axis=1) * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if m > 1:
         var_plus = var_plus + chain_mean.var(axis=1, ddof=1)
     rho = 1.0 - (mean_var[:, None] - acov.mean(axis=1)) / var_plus[:, None]
     rho[:, 0] = 1.0
-    pairs = n // 2
+    pairs = lags // 2
     p = rho[:, 0 : 2 * pairs : 2] + rho[:, 1 : 2 * pairs : 2]
     idx = np.arange(pairs)
-    stop = (p <= 0) | (2 * idx + 1 >= n - 3)
+    stop = (p <= 0) | (2 * idx + 1 >= n - 3)  # with every lag, some pair always stops
     k_end = np.argmax(stop, axis=1)  # the pair where Geyer's initial sequence ends
     monotone = np.minimum.accumulate(p, axis=1)
     body = np.where(idx < k_end[:, None], monotone, 0.0).sum(axis=1)
@@ -78,34 +130,43 @@ def _ess(x: np.ndarray) -> np.ndarray:
     last = np.where((even > 0) | (p[rows, k_end] >= 0), even, 0.0)
     last = np.where(k_end == 0, 1.0, last)
     tau = np.maximum(-1.0 + 2.0 * body + last, 1.0 / np.log10(m * n))
-    ess = m * n / tau
-    constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
-    return np.where(constant, float(m * n), np.where(np.isnan(rho).any(axis=1), np.nan, ess))
-
-
-def _chunked(fn, x) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    out = []
-    for i in range(0, x.shape[2], CHUNK):
-        chunk = np.ascontiguousarray(np.moveaxis(x[:, :, i : i + CHUNK], 2, 0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(fn(chunk))
-    return np.concatenate(out, axis=-1)
+    ess = np.where(np.isnan(rho).any(axis=1), np.nan, m * n / tau)
+    return ess, stop.any(axis=1) | (lags == n)
 
 
 def _all(c: np.ndarray) -> np.ndarray:
-    """(3, K): R-hat, bulk ESS, tail ESS, sharing one ranking of the split chains."""
+    """(3, K): R-hat, bulk ESS, tail ESS for (K, chain, draw) draws, from one sort per row."""
+    k = len(c)
     s = _split(c)
-    z = _z_scale(s)
-    folded = np.abs(s - np.median(s.reshape(len(s), -1), axis=1)[:, None, None])
-    rhat = np.maximum(_rhat(z), _rhat(_z_scale(folded)))
-    q05, q95 = np.quantile(c.reshape(len(c), -1), [0.05, 0.95], axis=1)
-    low = _ess(_split((c <= q05[:, None, None]).astype(float)))
-    high = _ess(_split((c <= q95[:, None, None]).astype(float)))
-    return np.stack([rhat, _ess(z), np.minimum(low, high)])
+    rows = s.reshape(k, -1)
+    order = np.argsort(rows, axis=1)
+    ordered = np.take_along_axis(rows, order, axis=1)
+    z = _normal_scores(order, ordered).reshape(s.shape)
+    folded = _normal_scores(*_folded_order(order, ordered)).reshape(s.shape)
+    rhat = np.maximum(_rhat(z), _rhat(folded))
+    if c.shape[2] % 2 == 0:  # the split chains hold every draw: their sort gives the quantiles
+        q05, q95 = _quantile(ordered, 0.05), _quantile(ordered, 0.95)
+    else:
+        q05, q95 = np.quantile(c.reshape(k, -1), [0.05, 0.95], axis=1)
+    tails = np.concatenate([s <= q05[:, None, None], s <= q95[:, None, None]]).astype(float)
+    ess = _ess(np.concatenate([z, tails]))
+    return np.stack([rhat, ess[:k], np.minimum(ess[k : 2 * k], ess[2 * k :])])
+
+
+def _chunk(x: np.ndarray, start: int) -> np.ndarray:
+    piece = np.ascontiguousarray(np.moveaxis(x[:, :, start : start + CHUNK], 2, 0), dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _all(piece)
 
 
 def diagnostics(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat (max of bulk and folded), bulk ESS and tail ESS (5%/95%)."""
-    out = _chunked(_all, x)
+    x = np.asarray(x)
+    starts = range(0, x.shape[2], CHUNK)
+    if len(starts) == 1:
+        out = [_chunk(x, 0)]
+    else:
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            out = list(pool.map(lambda start: _chunk(x, start), starts))
+    out = np.concatenate(out, axis=-1)
     return out[0], out[1], out[2]
