@@ -19,7 +19,7 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-CHUNK = 512  # parameters at a time: bounds the temporary memory (~150 MB per thread)
+CHUNK = 256  # parameters at a time: bounds the temporary memory (~120 MB per thread)
 HEAD_LAGS = 16
 
 

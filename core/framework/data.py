@@ -132,8 +132,10 @@ def _group_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 def _first_appearance(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
     """Renumber groups in order of first appearance, dropping labels no row uses."""
-    used, first = np.unique(codes, return_index=True)
-    order = used[np.argsort(first)]
+    first = np.full(len(labels), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))  # O(rows), no sort of the rows
+    used = np.flatnonzero(first < len(codes))
+    order = used[np.argsort(first[used])]
     remap = np.full(len(labels), -1, dtype=np.int64)
     remap[order] = np.arange(len(order))
     return remap[codes], [labels[i] for i in order]
@@ -186,6 +188,7 @@ def read_table(
             )
 
     codes, labels = _first_appearance(codes, labels)
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     if len(labels) < 2:
         raise DataError(
             f"{path}: column {group!r} (model.group) has only one group ({labels[0]!r}); "

@@ -27,6 +27,7 @@ import numpy as np
 from .stats import GroupStats
 
 LOG_2PI = float(np.log(2 * np.pi))
+CHUNK_VALUES = 500_000  # per temporary array in draw_group_effects (4 MB)
 
 
 def _terms(stats: GroupStats, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma):
@@ -77,14 +78,15 @@ def draw_group_effects(
     slope_sigma,
     error_sigma,
     seed: int | np.random.Generator | None = None,
-    chunk: int = 250,
+    chunk: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw (intercept, slope) per group from their exact Gaussian conditional.
 
     Hyperparameters are keyword-only (e.g. `**posterior_dict`), arrays sharing a
     shape such as (chain, draw); the results have
-    that shape plus a trailing group axis. Work is done `chunk` draws at a time so
-    temporary memory stays near chunk x n_groups.
+    that shape plus a trailing group axis. Work is done `chunk` draws at a time
+    (by default about CHUNK_VALUES values per temporary array), so temporary memory
+    stays small next to the result.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     hyper = [
@@ -96,6 +98,7 @@ def draw_group_effects(
     total = flat[0].size
     out_a = np.empty((total, stats.n_groups))
     out_b = np.empty((total, stats.n_groups))
+    chunk = chunk or max(1, CHUNK_VALUES // max(stats.n_groups, 1))
     for start in range(0, total, chunk):
         sl = slice(start, start + chunk)
         mu0, sa, mu1, sb, se = (h[sl] for h in flat)
