@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from framework import GroupStats, draw_group_effects, marginal_loglik, reduce_chunks
+from framework import (
+    GroupStats,
+    design_stats,
+    draw_group_effects,
+    marginal_loglik,
+    reduce_chunks,
+)
 
 HYPER = {
     "intercept_mu": 1.0,
@@ -154,3 +160,48 @@ def test_merge_with_an_empty_side_keeps_huge_values_finite():
     codes, x, y = np.array([0, 0, 1]), np.array([1.0, 2.0, 3.0]), np.array([1e160, 2e160, 3.0])
     stats = reduce_chunks([(codes, x, y)], 2)
     assert np.all(np.isfinite(stats.ybar)) and np.isfinite(stats.syy[1])
+
+
+# --- groups pooled by design --------------------------------------------------------------
+
+
+def test_a_balanced_panel_is_one_design_and_sizes_split_designs():
+    from framework.testing import simulated_dataset
+
+    panel = simulated_dataset(
+        n_groups=12, rows_per_group=11, seed=4, unbalanced=False, shared_x=True
+    )
+    assert design_stats(panel.stats).n_designs == 1
+    mixed = simulated_dataset(n_groups=12, rows_per_group=11, seed=4, shared_x=True)
+    sizes = len(np.unique(mixed.stats.n))
+    designs = design_stats(mixed.stats)
+    assert 1 < designs.n_designs == sizes < 12 and designs.groups.sum() == 12
+    scattered = simulated_dataset(n_groups=12, rows_per_group=11, seed=4)
+    assert design_stats(scattered.stats).n_designs == 12  # distinct x: nothing to pool
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6], ids=["plain", "offset-1e6"])
+def test_design_sums_equal_the_per_group_sums(offset):
+    # The identities DesignStats promises, at hyperparameters near and far from the data;
+    # with y offset by 1e6 the per-group values are ~1e6 and their spread ~10.
+    from framework.testing import simulated_dataset
+
+    ds = simulated_dataset(n_groups=40, rows_per_group=9, seed=6, shared_x=True)
+    stats = GroupStats(**{**ds.stats.as_dict(), "ybar": ds.stats.ybar + offset})
+    d = design_stats(stats)
+    index = {key: k for k, key in enumerate(zip(d.n, d.xbar, d.sxx, strict=True))}
+    design = np.array([index[key] for key in zip(stats.n, stats.xbar, stats.sxx, strict=True)])
+    for mu0, mu1 in [(20.0 + offset, 1.0), (offset - 300.0, -4.0)]:
+        m_j = stats.ybar - mu0 - mu1 * stats.xbar
+        e_j = stats.sxy - mu1 * stats.sxx
+        f_j = e_j + stats.n * stats.xbar * m_j
+        m, e = d.ybar - mu0 - mu1 * d.xbar, d.sxy - mu1 * d.sxx
+        f = e + d.n * d.xbar * m
+        for pooled, per_group in [
+            (d.ybar_ss + d.groups * m**2, m_j**2),
+            (d.sxy_ss + d.groups * e**2, e_j**2),
+            (d.f_ss + d.groups * f**2, f_j**2),
+        ]:
+            expected = np.bincount(design, per_group)
+            np.testing.assert_allclose(pooled, expected, rtol=1e-9, atol=1e-9 * expected.max())
+    assert d.syy_total == pytest.approx(stats.syy.sum(), rel=1e-14)

@@ -157,10 +157,11 @@ def test_unexpressible_prior_is_refused_before_anything_is_built():
 # --- model wiring (no sampling) -------------------------------------------------------------
 
 
-def test_pytensor_marginal_loglik_matches_the_numpy_reference():
+@pytest.mark.parametrize("shared_x", [False, True], ids=["distinct-designs", "panel"])
+def test_pytensor_marginal_loglik_matches_the_numpy_reference(shared_x):
     import pytensor.tensor as pt
 
-    dataset = simulated_dataset(n_groups=9, rows_per_group=6, seed=2)
+    dataset = simulated_dataset(n_groups=9, rows_per_group=6, seed=2, shared_x=shared_x)
     rng = np.random.default_rng(3)
     for _ in range(4):
         point = {

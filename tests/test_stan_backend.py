@@ -32,9 +32,11 @@ from framework import (
     SamplingError,
     cache_dir,
     check_posterior,
+    design_stats,
     get_registry,
     marginal_loglik,
 )
+from framework.testing import simulated_dataset
 from framework_stan import (
     StanBackend,
     engine_pystan,
@@ -188,7 +190,9 @@ def test_data_carries_prior_numbers_statistics_and_one_based_groups(dataset):
     assert data["p_slope_mu"] == [3.0, 1.0, 2.5] and data["p_error_sigma"] == [0.0, 100.0]
     assert data["g"].min() == 1 and data["g"].max() == dataset.n_groups == data["J"]
     marginal = program.data_for(problem(dataset))
-    assert set(marginal) >= {"n", "xbar", "ybar", "sxx", "sxy", "syy"} and "y" not in marginal
+    statistics = {"K", "groups", "n", "xbar", "sxx", "ybar", "sxy", "ybar_ss", "sxy_ss", "f_ss"}
+    assert set(marginal) >= statistics | {"syy_total"} and "y" not in marginal
+    assert marginal["groups"].sum() == marginal["J"] == dataset.n_groups
     assert len(marginal["u_centre"]) == len(marginal["u_scale"]) == 5
 
 
@@ -246,7 +250,7 @@ def test_stanc_accepts_every_family(family):
 @needs_pystan
 def test_marginal_vectors_are_struct_of_arrays_under_o1(tmp_path):
     # The speed of the marginal program on many groups rests on this: each per-group vector
-    # is one autodiff node holding J values, not J nodes (stanc reports "AoS" otherwise).
+    # is one autodiff node holding K values, not K nodes (stanc reports "AoS" otherwise).
     import importlib.resources
     import subprocess
 
@@ -258,7 +262,7 @@ def test_marginal_vectors_are_struct_of_arrays_under_o1(tmp_path):
             [binary, *options, str(tmp_path / "marginal.stan")], capture_output=True, timeout=60
         )
     lines = done.stdout.decode().split("\n")
-    patterns = [line for line in lines if line.startswith("vector[J]")]
+    patterns = [line for line in lines if line.startswith("vector[K]")]
     assert len(patterns) >= 5 and all(line.endswith(": SoA") for line in patterns), lines
 
 
@@ -301,10 +305,17 @@ def marginal_parameters(values: dict, priors: dict) -> tuple[dict, float]:
 
 
 @needs_pystan
-@pytest.mark.parametrize("rows", [20, 2000], ids=["20-rows", "2000-rows"])
-def test_marginal_program_matches_the_numpy_reference(dataset, pystan_model, fits, rows):
+@pytest.mark.parametrize("case", ["20-rows", "2000-rows", "panel"])
+def test_marginal_program_matches_the_numpy_reference(dataset, pystan_model, fits, case):
     # 2000 rows per group: the per-group terms are ~1e3 times their differences (cancellation).
-    data = dataset if rows == 20 else simulate(groups=30, rows=rows, seed=8)
+    # panel: groups share designs (same x grid), so the program pools them (design_stats).
+    data = {
+        "20-rows": dataset,
+        "2000-rows": simulate(groups=30, rows=2000, seed=8),
+        "panel": simulated_dataset(n_groups=30, rows_per_group=11, seed=8, shared_x=True),
+    }[case]
+    if case == "panel":
+        assert 1 < design_stats(data.stats).n_designs < 15  # 30 groups, 11 sizes
     pr = problem(data)  # the default priors: the program every marginal fit here uses
     log_prob = pystan_model(program.program_for(pr), program.data_for(pr))
     points = [

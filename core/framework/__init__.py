@@ -41,7 +41,7 @@ _EXPORTS = {
     "registry": ["Availability", "Backend", "BackendRegistry", "unknown_options"],
     "runner": ["RunResult", "run"],
     "spec": ["Spec", "load_spec"],
-    "stats": ["GroupStats", "reduce_chunks"],
+    "stats": ["DesignStats", "GroupStats", "design_stats", "reduce_chunks"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

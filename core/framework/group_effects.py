@@ -22,6 +22,9 @@ Each backend writes the log density in its own language (Stan, PyTensor, JAX);
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .stats import GroupStats
@@ -83,10 +86,11 @@ def draw_group_effects(
     """Draw (intercept, slope) per group from their exact Gaussian conditional.
 
     Hyperparameters are keyword-only (e.g. `**posterior_dict`), arrays sharing a
-    shape such as (chain, draw); the results have
-    that shape plus a trailing group axis. Work is done `chunk` draws at a time
-    (by default about CHUNK_VALUES values per temporary array), so temporary memory
-    stays small next to the result.
+    shape such as (chain, draw); the results have that shape plus a trailing
+    group axis. Work is done `chunk` draws at a time (by default about
+    CHUNK_VALUES values per temporary array), each chunk with its own random
+    stream spawned from `seed`, so chunks run on all cores and the draws do not
+    depend on how many there are.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     hyper = [
@@ -94,25 +98,40 @@ def draw_group_effects(
         for h in (intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma)
     ]
     shape = np.broadcast_shapes(*(h.shape for h in hyper))
-    flat = [np.broadcast_to(h, shape).reshape(-1) for h in hyper]
-    total = flat[0].size
+    flat = [np.broadcast_to(h, shape).reshape(-1, 1) for h in hyper]
+    total = flat[0].shape[0]
     out_a = np.empty((total, stats.n_groups))
     out_b = np.empty((total, stats.n_groups))
     chunk = chunk or max(1, CHUNK_VALUES // max(stats.n_groups, 1))
-    for start in range(0, total, chunk):
+    starts = range(0, total, chunk)
+    streams = rng.spawn(len(starts))
+    n, xbar = stats.n, stats.xbar
+    nxbar, sx2 = n * xbar, stats.sxx + n * xbar**2
+
+    def draw(start: int, stream: np.random.Generator) -> None:
         sl = slice(start, start + chunk)
         mu0, sa, mu1, sb, se = (h[sl] for h in flat)
-        a11, a12, a22, b0, b1, _, _ = _terms(stats, mu0, sa, mu1, sb, se)
-        det_a = a11 * a22 - a12**2
-        # Covariance C = A^-1, mean mu + C b; Cholesky of the 2 x 2 C by hand.
-        c11, c12, c22 = a22 / det_a, -a12 / det_a, a11 / det_a
-        mean0 = mu0[:, None] + c11 * b0 + c12 * b1
-        mean1 = mu1[:, None] + c12 * b0 + c22 * b1
-        l11 = np.sqrt(c11)
-        l21 = c12 / l11
-        l22 = np.sqrt(np.maximum(c22 - l21**2, 0.0))
-        z0 = rng.standard_normal(mean0.shape)
-        z1 = rng.standard_normal(mean0.shape)
-        out_a[sl] = mean0 + l11 * z0
-        out_b[sl] = mean1 + l21 * z0 + l22 * z1
+        w = 1 / se**2
+        m = stats.ybar - mu0 - mu1 * xbar  # mean residual of each group under mu
+        wn = w * n
+        # A = D^-1 + X'X / s^2 and b = X'r / s^2 (see the module docstring), per draw and group.
+        a11, a12, a22 = 1 / sa**2 + wn, w * nxbar, 1 / sb**2 + w * sx2
+        b0, b1 = wn * m, a12 * m + w * (stats.sxy - mu1 * stats.sxx)
+        inv_det = 1 / (a11 * a22 - a12 * a12)
+        # Mean mu + A^-1 b; Cholesky factor of A^-1 by hand (l22^2 = det(A^-1) / c11 = 1 / a22).
+        l11 = np.sqrt(a22 * inv_det)
+        z0 = stream.standard_normal(m.shape)
+        out_a[sl] = mu0 + (a22 * b0 - a12 * b1) * inv_det + l11 * z0
+        out_b[sl] = (
+            mu1
+            + (a11 * b1 - a12 * b0) * inv_det
+            - (a12 * l11 / a22) * z0
+            + stream.standard_normal(m.shape) / np.sqrt(a22)
+        )
+
+    if len(starts) == 1:
+        draw(0, streams[0])
+    else:
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            list(pool.map(draw, starts, streams))
     return out_a.reshape(shape + (stats.n_groups,)), out_b.reshape(shape + (stats.n_groups,))

@@ -8,6 +8,10 @@ The reduction is mergeable (Chan, Golub and LeVeque's pairwise update): each
 chunk of rows is reduced on its own and `merge` combines partial results, so a
 distributed engine can replace `reduce_chunks` by a map over partitions and a
 tree of merges.
+
+`design_stats` pools groups that share a design (n, xbar, Sxx): the marginal
+likelihood then costs one term per distinct design, so a balanced panel (every
+group observed at the same x) costs as much as a single group.
 """
 
 from __future__ import annotations
@@ -92,3 +96,64 @@ def reduce_chunks(
     for codes, x, y in chunks:
         total = total.merge(GroupStats.from_rows(codes, x, y, n_groups))
     return total
+
+
+@dataclass(frozen=True)
+class DesignStats:
+    """GroupStats pooled over groups sharing (n, xbar, sxx), arrays of length n_designs.
+
+    Per design: `groups` (how many), the shared n, xbar, sxx; the mean over its
+    groups of ybar and sxy; and centred sums over its groups, with
+    dy = ybar - mean ybar, ds = sxy - mean sxy: `ybar_ss` = sum dy^2,
+    `sxy_ss` = sum ds^2, `f_ss` = sum (ds + n xbar dy)^2. With the design mean
+    residuals m = ybar - intercept_mu - slope_mu xbar and e = sxy - slope_mu sxx,
+    the per-group sums the likelihood needs are exact and free of cancellation:
+    sum m_j^2 = ybar_ss + groups m^2, sum e_j^2 = sxy_ss + groups e^2,
+    sum (e_j + n xbar m_j)^2 = f_ss + groups (e + n xbar m)^2. `syy_total` is
+    the sum of Syy over all groups.
+    """
+
+    groups: np.ndarray
+    n: np.ndarray
+    xbar: np.ndarray
+    sxx: np.ndarray
+    ybar: np.ndarray
+    sxy: np.ndarray
+    ybar_ss: np.ndarray
+    sxy_ss: np.ndarray
+    f_ss: np.ndarray
+    syy_total: float
+
+    @property
+    def n_designs(self) -> int:
+        return len(self.n)
+
+    def as_dict(self) -> dict[str, np.ndarray | float]:
+        names = ("groups", "n", "xbar", "sxx", "ybar", "sxy", "ybar_ss", "sxy_ss", "f_ss")
+        return {**{k: getattr(self, k) for k in names}, "syy_total": self.syy_total}
+
+
+def design_stats(stats: GroupStats) -> DesignStats:
+    """Pool the groups of `stats` by exact design (n, xbar, sxx), in order of first appearance."""
+    keys = np.stack([stats.n, stats.xbar, stats.sxx], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    design, lead = rank[inverse.ravel()], np.sort(first)
+    count = np.bincount(design).astype(np.float64)
+    ybar = np.bincount(design, stats.ybar) / count
+    sxy = np.bincount(design, stats.sxy) / count
+    dy, ds = stats.ybar - ybar[design], stats.sxy - sxy[design]
+    nxbar = stats.n * stats.xbar
+    return DesignStats(
+        groups=count,
+        n=stats.n[lead],
+        xbar=stats.xbar[lead],
+        sxx=stats.sxx[lead],
+        ybar=ybar,
+        sxy=sxy,
+        ybar_ss=np.bincount(design, dy * dy),
+        sxy_ss=np.bincount(design, ds * ds),
+        f_ss=np.bincount(design, (ds + nxbar * dy) ** 2),
+        syy_total=float(np.sum(stats.syy)),
+    )

@@ -42,6 +42,7 @@ def simulated_dataset(
     x_range: tuple[float, float] = (0.0, 15.0),
     unbalanced: bool = True,
     shuffle_rows: bool = True,
+    shared_x: bool = False,
 ) -> Dataset:
     """Data drawn from the model with `dataset.truth` set (hyperparameters, true group effects).
 
@@ -49,7 +50,9 @@ def simulated_dataset(
     rows of different groups are interleaved (`shuffle_rows`) and group sizes vary
     around `rows_per_group` (`unbalanced`), so a backend that sorts labels, assumes
     contiguous groups or equal sizes returns visibly wrong group effects. The true
-    `intercept` and `slope` arrays follow `dataset.labels`.
+    `intercept` and `slope` arrays follow `dataset.labels`. With `shared_x`, each
+    group's x is an even grid over `x_range` (a panel, as the rainfall case's years),
+    so groups of the same size share their design (framework.design_stats).
     """
     if n_groups < 2 or rows_per_group < 2:
         raise ValueError("need at least 2 groups and 2 rows per group")
@@ -73,7 +76,11 @@ def simulated_dataset(
     gen = np.repeat(np.arange(n_groups), sizes)
     if shuffle_rows:
         gen = rng.permutation(gen)
-    x = rng.uniform(*x_range, size=len(gen))
+    if shared_x:
+        step = pd.Series(gen).groupby(gen).cumcount().to_numpy() / (sizes[gen] - 1)
+        x = x_range[0] + (x_range[1] - x_range[0]) * step
+    else:
+        x = rng.uniform(*x_range, size=len(gen))
     y = intercept[gen] + slope[gen] * x + rng.normal(0.0, t["error_sigma"], size=len(gen))
     # Codes as any loader builds them (order of first appearance); the unsorted names
     # go to the groups in that order, so dataset.labels is never sorted.

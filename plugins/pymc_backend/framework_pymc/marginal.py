@@ -3,7 +3,7 @@
 Bambi cannot express a likelihood with the group effects integrated out, so the
 model is written directly: five PyMC priors and a `pm.Potential` holding the
 marginal log-likelihood in PyTensor (term for term the formula of
-`framework.group_effects`, with the six per-group statistics as constants).
+`framework.group_effects`, with the statistics of each distinct design as constants).
 The group effects are then drawn exactly with `framework.draw_group_effects`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework import HYPERPARAMETERS, draw_group_effects
+from framework import HYPERPARAMETERS, design_stats, draw_group_effects
 from framework.group_effects import LOG_2PI
 
 from . import engine
@@ -22,30 +22,35 @@ _GROUP_EFFECTS_STREAM = 1
 
 
 def marginal_loglik(stats, *, intercept_mu, intercept_sigma, slope_mu, slope_sigma, error_sigma):
-    """PyTensor twin of `framework.marginal_loglik` for scalar hyperparameters (summed over groups)."""
+    """PyTensor twin of `framework.marginal_loglik` for scalar hyperparameters (summed over groups).
+
+    Written per design (`framework.design_stats`: groups sharing n, xbar and sxx), as the
+    Stan backend's program is (its comments give the algebra): a balanced panel costs one term.
+    """
     import pytensor.tensor as pt
 
-    n, xbar, ybar, sxx, sxy, syy = (
-        pt.constant(np.asarray(v, dtype=np.float64))
-        for v in (stats.n, stats.xbar, stats.ybar, stats.sxx, stats.sxy, stats.syy)
+    d = design_stats(stats)
+    groups, n, xbar, sxx, ybar, sxy, ybar_ss, sxy_ss, f_ss = (
+        pt.constant(np.asarray(getattr(d, k), dtype=np.float64))
+        for k in ("groups", "n", "xbar", "sxx", "ybar", "sxy", "ybar_ss", "sxy_ss", "f_ss")
     )
-    mu0, mu1 = intercept_mu, slope_mu
-    s2 = error_sigma**2
-    # As in framework.group_effects._terms: residual of the group means, then centred parts.
-    m = ybar - mu0 - mu1 * xbar
-    sxy_r = sxy - mu1 * sxx
-    rr = syy - 2 * mu1 * sxy + mu1**2 * sxx + n * m**2
-    xr0 = n * m
-    xr1 = sxy_r + xbar * n * m
-    a11 = 1 / intercept_sigma**2 + n / s2
-    a12 = n * xbar / s2
-    a22 = 1 / slope_sigma**2 + (sxx + n * xbar**2) / s2
-    b0, b1 = xr0 / s2, xr1 / s2
-    det_a = a11 * a22 - a12**2
-    quad = rr / s2 - (a22 * b0**2 - 2 * a12 * b0 * b1 + a11 * b1**2) / det_a
-    log_det_d = 2 * pt.log(intercept_sigma) + 2 * pt.log(slope_sigma)
-    per_group = -0.5 * (n * LOG_2PI + n * pt.log(s2) + log_det_d + pt.log(det_a) + quad)
-    return per_group.sum()
+    n_total = float(np.dot(d.groups, d.n))
+    sxy_total, sxx_total = float(np.dot(d.groups, d.sxy)), float(np.dot(d.groups, d.sxx))
+    u, v, w = 1 / intercept_sigma**2, 1 / slope_sigma**2, 1 / error_sigma**2
+    m = ybar - intercept_mu - slope_mu * xbar
+    e = sxy - slope_mu * sxx
+    f = e + n * xbar * m
+    mm, ee, ff = ybar_ss + groups * m**2, sxy_ss + groups * e**2, f_ss + groups * f**2
+    det = u * v + u * w * (sxx + n * xbar**2) + v * w * n + w**2 * n * sxx
+    q = (v * n**2 + w * n**2 * sxx) * mm + u * ff + w * n * ee
+    rr = d.syy_total - slope_mu * (2 * sxy_total - slope_mu * sxx_total) + (n * mm).sum()
+    return -0.5 * (
+        n_total * (LOG_2PI - pt.log(w))
+        - float(d.groups.sum()) * pt.log(u * v)
+        + (groups * pt.log(det)).sum()
+        + w * rr
+        - w**2 * (q / det).sum()
+    )
 
 
 def build_model(problem):

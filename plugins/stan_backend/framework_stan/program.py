@@ -14,7 +14,7 @@ import hashlib
 
 import numpy as np
 
-from framework import FAMILIES, HYPERPARAMETERS, BackendError
+from framework import FAMILIES, HYPERPARAMETERS, BackendError, design_stats
 
 from .scaling import centre_and_scale
 
@@ -40,12 +40,17 @@ STATEMENTS: dict[str, str] = {
 BOUNDS = {"real": "", "positive": "<lower=0>", "interval": "<lower={p}[1], upper={p}[2]>"}
 
 MARGINAL_DATA = """\
-  vector<lower=0>[J] n;
-  vector[J] xbar;
-  vector[J] ybar;
-  vector[J] sxx;
-  vector[J] sxy;
-  vector[J] syy;"""
+  int<lower=1> K;
+  vector<lower=1>[K] groups;
+  vector<lower=0>[K] n;
+  vector[K] xbar;
+  vector<lower=0>[K] sxx;
+  vector[K] ybar;
+  vector[K] sxy;
+  vector<lower=0>[K] ybar_ss;
+  vector<lower=0>[K] sxy_ss;
+  vector<lower=0>[K] f_ss;
+  real<lower=0> syy_total;"""
 
 FULL_DATA = """\
   int<lower=1> N;
@@ -53,42 +58,47 @@ FULL_DATA = """\
   vector[N] x;
   array[N] int<lower=1, upper=J> g;"""
 
-# framework.group_effects.marginal_loglik, rearranged so that each group costs a few vector
-# operations (u, v, w: the precisions 1/intercept_sigma^2, 1/slope_sigma^2, 1/error_sigma^2):
+# framework.group_effects.marginal_loglik, rearranged so that each design (groups sharing n,
+# xbar and sxx: framework.design_stats) costs a few vector operations (u, v, w: the precisions
+# 1/intercept_sigma^2, 1/slope_sigma^2, 1/error_sigma^2). Per group j:
 #   det A_j = uv + w (u sx2_j + v n_j) + w^2 n_j sxx_j           (sx2 = sxx + n xbar^2)
 #   b'A^-1 b det A_j = w^2 (v n^2 m^2 + u f^2 + w (n^2 sxx m^2 + n e^2))_j
-# with m = ybar - intercept_mu - slope_mu xbar, e = sxy - slope_mu sxx, f = e + n xbar m (sums
-# of non-negative terms: no cancellation within a group); r'r enters only through its total.
+# with m = ybar - intercept_mu - slope_mu xbar, e = sxy - slope_mu sxx, f = e + n xbar m. Within
+# a design only m, e and f vary, and their sums of squares over its groups are the centred sums
+# of the data plus groups x (the design mean's value)^2 (mm, ee, ff): sums of non-negative terms,
+# so no cancellation; r'r enters only through its total.
 MARGINAL_TRANSFORMED_DATA = """\
 transformed data {
-  real n_total = sum(n);
-  real syy_total = sum(syy);
-  real sxy_total = sum(sxy);
-  real sxx_total = sum(sxx);
-  vector[J] nxbar = n .* xbar;
-  vector[J] sx2 = sxx + nxbar .* xbar;
-  vector[J] nsxx = n .* sxx;
-  vector[J] n2 = square(n);
-  vector[J] n2sxx = n2 .* sxx;
+  real n_total = dot_product(groups, n);
+  real sxy_total = dot_product(groups, sxy);
+  real sxx_total = dot_product(groups, sxx);
+  vector[K] nxbar = n .* xbar;
+  vector[K] sx2 = sxx + nxbar .* xbar;
+  vector[K] nsxx = n .* sxx;
+  vector[K] n2 = square(n);
+  vector[K] n2sxx = n2 .* sxx;
 }
 """
 
-# rep_vector(...) makes each local a single autodiff node holding J values under stanc's
-# --O1 (struct of arrays) rather than J nodes: ~5x faster gradients at J = 10,000.
+# rep_vector(...) makes each local a single autodiff node holding K values under stanc's
+# --O1 (struct of arrays) rather than K nodes: ~5x faster gradients at K = 10,000.
 MARGINAL_LIKELIHOOD = """\
   {
     real w = inv_square(error_sigma);
     real u = inv_square(intercept_sigma);
     real v = inv_square(slope_sigma);
-    vector[J] m = ybar - rep_vector(intercept_mu, J) - slope_mu * xbar;
-    vector[J] e = sxy - rep_vector(slope_mu, J) .* sxx;
-    vector[J] f = e + nxbar .* m;
-    vector[J] m2 = m .* m;
-    vector[J] det = rep_vector(u * v, J) + (u * w) * sx2 + (v * w) * n + square(w) * nsxx;
-    vector[J] q = (v * n2 + w * n2sxx) .* m2 + u * (f .* f) + w * (n .* (e .* e));
-    target += -0.5 * (n_total * (log(2 * pi()) - log(w)) - J * log(u * v) + sum(log(det))
+    vector[K] m = ybar - rep_vector(intercept_mu, K) - slope_mu * xbar;
+    vector[K] e = sxy - rep_vector(slope_mu, K) .* sxx;
+    vector[K] f = e + nxbar .* m;
+    vector[K] mm = ybar_ss + groups .* (m .* m);
+    vector[K] ee = sxy_ss + groups .* (e .* e);
+    vector[K] ff = f_ss + groups .* (f .* f);
+    vector[K] det = rep_vector(u * v, K) + (u * w) * sx2 + (v * w) * n + square(w) * nsxx;
+    vector[K] q = (v * n2 + w * n2sxx) .* mm + u * ff + w * (n .* ee);
+    target += -0.5 * (n_total * (log(2 * pi()) - log(w)) - J * log(u * v)
+                      + dot_product(groups, log(det))
                       + w * (syy_total - slope_mu * (2 * sxy_total - slope_mu * sxx_total)
-                             + dot_product(n, m2))
+                             + dot_product(n, mm))
                       - square(w) * sum(q ./ det));
   }"""
 
@@ -254,8 +264,10 @@ def data_for(problem) -> dict:
     ds = problem.dataset
     data: dict = {"J": int(ds.n_groups)}
     if problem.method == "marginal":
-        for key, values in ds.stats.as_dict().items():
-            data[key] = np.asarray(values, dtype=float)
+        designs = design_stats(ds.stats)
+        data["K"] = designs.n_designs
+        for key, values in designs.as_dict().items():
+            data[key] = values if key == "syy_total" else np.asarray(values, dtype=float)
         data["u_centre"], data["u_scale"] = centre_and_scale(ds.stats, problem.priors)
     else:
         data.update(N=int(ds.n_rows), y=ds.y, x=ds.x, g=np.asarray(ds.codes, dtype=np.int64) + 1)
