@@ -32,10 +32,14 @@ TRUTH = {
     "error_sigma": 5.0,
 }
 WORKLOADS = {
-    # name: (groups, rows per group)
+    # name: (groups, rows per group). W1-W3 are panels like the blog's (every group observed
+    # at the same x), so all groups share one design (framework.design_stats); the "s" variants
+    # draw x afresh for every row, so every group is its own design: the general case.
     "W1": (51, 11),
     "W2": (1000, 100),
     "W3": (10_000, 1000),
+    "W2s": (1000, 100),
+    "W3s": (10_000, 1000),
 }
 
 # The blog's program, in today's Stan syntax (`<-` and `int county[N]` are gone), with
@@ -80,11 +84,14 @@ def workload_file(name: str) -> Path:
     import pyarrow.parquet as pq
 
     DATA.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng({"W1": 1, "W2": 2, "W3": 3}[name])
+    rng = np.random.default_rng({"W1": 1, "W2": 2, "W3": 3, "W2s": 4, "W3s": 5}[name])
     a = rng.normal(TRUTH["intercept_mu"], TRUTH["intercept_sigma"], groups)
     b = rng.normal(TRUTH["slope_mu"], TRUTH["slope_sigma"], groups)
     codes = np.repeat(np.arange(groups, dtype=np.int32), rows)
-    x = np.tile(np.arange(rows, dtype=float) / max(rows / 11, 1), groups)  # x spans 0..10 like W1
+    if name.endswith("s"):
+        x = rng.uniform(0.0, 10.0, len(codes))
+    else:
+        x = np.tile(np.arange(rows, dtype=float) / max(rows / 11, 1), groups)  # 0..10 like W1
     y = a[codes] + b[codes] * x + rng.normal(0, TRUTH["error_sigma"], len(codes))
     labels = pa.array([f"g{j:05d}" for j in range(groups)])
     table = pa.table(

@@ -72,6 +72,6 @@ def marginal(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or ["overhead", "W1", "W2", "W3"]:
+    for name in sys.argv[1:] or ["overhead", "W1", "W2", "W3", "W2s", "W3s"]:
         row = overhead() if name == "overhead" else marginal(name)
         print(json.dumps(row), flush=True)
