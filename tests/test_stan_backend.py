@@ -719,6 +719,20 @@ def test_cmdstanpy_converter_puts_chains_first(dataset):
     np.testing.assert_array_equal(stats["tree_depth"].values[:, 0], [3, 4])
 
 
+def test_cmdstanpy_gets_the_programs_stanc_options():
+    # cmdstanpy's own option handling (no CmdStan needed) turns ours into the make flag.
+    from cmdstanpy.compilation import CompilerOptions
+
+    from framework_stan import engine_cmdstanpy
+
+    marginal = program.generate("marginal", "centred", DEFAULT_FAMILIES)
+    options = CompilerOptions(stanc_options=engine_cmdstanpy.cmdstan_stanc_options(marginal))
+    options.validate()
+    assert options.compose() == ["STANCFLAGS+=--O1"]
+    full = program.generate("full", "centred", DEFAULT_FAMILIES)
+    assert engine_cmdstanpy.cmdstan_stanc_options(full) is None
+
+
 @pytest.fixture(scope="session")
 def cmdstan():
     ok, reason = engines.cmdstan_status()
