@@ -248,3 +248,13 @@ def test_without_restriction_every_entry_point_loads(reports):
     report = reports["unset"]
     assert {"fake-ok", "stan", "pymc"} <= set(report["names"])
     assert [b[0] for b in report["broken"]] == ["fake_broken"]
+
+
+def test_require_method_names_the_backend_and_its_methods():
+    backend = FakeBackend("only-full")
+    backend.methods = ("full",)
+    framework.require_method(backend, "full")
+    with pytest.raises(
+        framework.BackendError, match=r"'only-full' has no method 'marginal'; use one of full"
+    ):
+        framework.require_method(backend, "marginal")

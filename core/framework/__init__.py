@@ -38,7 +38,7 @@ _EXPORTS = {
     "posterior": ["GROUP_PARAMETERS", "build_posterior", "check_posterior"],
     "priors": ["DEFAULT_PRIORS", "FAMILIES", "HYPERPARAMETERS", "Prior", "parse_prior"],
     "problem": ["Problem", "SamplerSettings"],
-    "registry": ["Availability", "Backend", "BackendRegistry", "unknown_options"],
+    "registry": ["Availability", "Backend", "BackendRegistry", "require_method", "unknown_options"],
     "runner": ["RunResult", "run"],
     "spec": ["Spec", "load_spec"],
     "stats": ["DesignStats", "GroupStats", "design_stats", "reduce_chunks"],

@@ -56,6 +56,15 @@ def unknown_options(backend: str, options, known) -> list[str]:
     return problems
 
 
+def require_method(backend, method: str) -> None:
+    """BackendError unless `method` is one of the backend's `methods` (for fits called directly)."""
+    if method not in backend.methods:
+        raise BackendError(
+            f"backend '{backend.name}' has no method '{method}'; "
+            f"use one of {', '.join(backend.methods)}"
+        )
+
+
 @dataclass
 class BrokenPlugin:
     """A plugin that could not be loaded or registered, and why."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-from framework import Availability, BackendError, build_posterior
+from framework import Availability, BackendError, build_posterior, require_method
 
 from . import engine
 from .options import validate_options as _validate_options
@@ -34,10 +34,7 @@ class PyMCBackend:
     def fit(self, problem, settings, options):
         """Sample the problem and return the common posterior (natural scale, dataset order)."""
         options = _validate_options(options)
-        if problem.method not in self.methods:
-            raise BackendError(
-                f"backend 'pymc' has no method '{problem.method}'; use one of {', '.join(self.methods)}"
-            )
+        require_method(self, problem.method)
         if problem.method == "full" and problem.parameterisation not in PARAMETERISATIONS:
             raise BackendError(
                 f"backend 'pymc': parameterisation '{problem.parameterisation}' is not one of "

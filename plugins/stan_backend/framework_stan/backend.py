@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from framework import Availability, BackendError
+from framework import Availability, require_method
 
 from . import engines, program
 from .options import validate_options as _validate_options
@@ -30,10 +30,7 @@ class StanBackend:
     def fit(self, problem, settings, options):
         """Sample the problem and return the common posterior (natural scale)."""
         options = _validate_options(options)
-        if problem.method not in self.methods:
-            raise BackendError(
-                f"backend 'stan' has no method '{problem.method}'; use one of {', '.join(self.methods)}"
-            )
+        require_method(self, problem.method)
         engine = engines.resolve_engine(options)
         code = program.program_for(problem)
         data = program.data_for(problem)
