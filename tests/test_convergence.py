@@ -47,3 +47,11 @@ def test_a_stuck_chain_is_flagged(chains):
     stuck[2] = 10.0 + 0.01 * stuck[2]
     rhat, _, _ = diagnostics(stuck)
     assert np.all(rhat > 1.1)
+
+
+@pytest.mark.parametrize("draws", [1, 2, 3])
+def test_too_few_draws_give_nan_not_a_crash(draws):
+    # `sampler.draws: 2` is a valid spec; its diagnostics must fail the checks, not the run.
+    x = np.random.default_rng(1).normal(size=(4, draws, 3))
+    for values in diagnostics(x):
+        assert values.shape == (3,) and np.isnan(values).all()

@@ -21,6 +21,7 @@ from scipy.special import ndtri
 
 CHUNK = 256  # parameters at a time: bounds the temporary memory (~120 MB per thread)
 HEAD_LAGS = 16
+MIN_DRAWS = 4
 
 
 def _split(x: np.ndarray) -> np.ndarray:
@@ -162,6 +163,9 @@ def _chunk(x: np.ndarray, start: int) -> np.ndarray:
 def diagnostics(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat (max of bulk and folded), bulk ESS and tail ESS (5%/95%)."""
     x = np.asarray(x)
+    if x.shape[1] < MIN_DRAWS:  # as arviz: too few draws to split chains and estimate
+        nan = np.full(x.shape[2], np.nan)
+        return nan, nan.copy(), nan.copy()
     starts = range(0, x.shape[2], CHUNK)
     if len(starts) == 1:
         out = [_chunk(x, 0)]
