@@ -186,3 +186,14 @@ def test_run_refuses_a_posterior_that_breaks_the_contract():
             run(RAINFALL, FAST + ["backend.name=relabel"], write=False)
     finally:
         framework.unregister_plugin("relabel")
+
+
+def test_too_few_draws_fail_the_diagnostics_with_the_fix(tmp_path):
+    # A valid spec (draws >= 1) whose R-hat and ESS cannot be computed: the run completes
+    # and the diagnostics say why they failed and what to raise.
+    short = run(RAINFALL, [*FAST, "sampler.draws=3"], output_dir=tmp_path / "short")
+    d = short.diagnostics
+    assert not d["passed"] and d["draws"] == 3
+    assert d["problems"] == [
+        "only 3 draw(s) per chain: R-hat and ESS need at least 4 (raise sampler.draws)"
+    ]

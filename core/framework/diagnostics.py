@@ -40,11 +40,17 @@ def diagnose(idata, max_treedepth: int | None = None) -> dict:
     min_bulk = min(p["ess_bulk"] for p in parameters.values())
     min_tail = min(p["ess_tail"] for p in parameters.values())
     problems = []
-    if not max_rhat <= RHAT_MAX:
+    draws = int(idata.posterior.sizes["draw"])
+    if draws < convergence.MIN_DRAWS:
+        problems.append(
+            f"only {draws} draw(s) per chain: R-hat and ESS need at least "
+            f"{convergence.MIN_DRAWS} (raise sampler.draws)"
+        )
+    elif not max_rhat <= RHAT_MAX:
         problems.append(
             f"R-hat {max_rhat:.3f} > {RHAT_MAX} (chains disagree: run longer or check the model)"
         )
-    if not min(min_bulk, min_tail) >= ESS_MIN:
+    if draws >= convergence.MIN_DRAWS and not min(min_bulk, min_tail) >= ESS_MIN:
         problems.append(
             f"min ESS {min(min_bulk, min_tail):.0f} < {ESS_MIN} (too few effective draws: raise sampler.draws)"
         )
@@ -64,7 +70,7 @@ def diagnose(idata, max_treedepth: int | None = None) -> dict:
         "divergences": divergences,
         "treedepth_hits": treedepth_hits,
         "chains": int(idata.posterior.sizes["chain"]),
-        "draws": int(idata.posterior.sizes["draw"]),
+        "draws": draws,
         "passed": not problems,
         "problems": problems,
     }
