@@ -15,6 +15,7 @@ from framework import (
     cache_dir,
     draw_group_effects,
     hookimpl,
+    require_method,
     unknown_options,
 )
 
@@ -54,8 +55,7 @@ class NumpyroBackend:
         return out
 
     def fit(self, problem, settings, options):
-        if problem.method not in self.methods:
-            raise BackendError(f"backend 'numpyro' has method marginal only, not {problem.method}")
+        require_method(self, problem.method)
         import jax
         import numpyro
         from numpyro.infer import MCMC, NUTS
