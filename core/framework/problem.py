@@ -41,6 +41,19 @@ class Problem:
         if missing:
             raise ValueError(f"priors missing for {', '.join(missing)}")
 
+    def fit_attrs(self, settings: SamplerSettings) -> dict:
+        """Posterior attrs recording what was fitted: method, parameterisation, sampler settings."""
+        return {
+            "seed": int(settings.seed),
+            "method": self.method,
+            "parameterisation": self.parameterisation,
+            "chains": settings.chains,
+            "warmup": settings.warmup,
+            "draws": settings.draws,
+            "target_accept": settings.target_accept,
+            "max_treedepth": settings.max_treedepth,
+        }
+
     def report(self, message: str) -> None:
         """Send a progress line to the terminal (no-op when quiet)."""
         if callable(self.progress):

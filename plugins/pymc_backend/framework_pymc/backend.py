@@ -54,14 +54,7 @@ class PyMCBackend:
             "library_versions": engine.library_versions(options["sampler"]),
             "sampling_seconds": draws.sampling_seconds,
             "compile_seconds": draws.compile_seconds,
-            "seed": int(settings.seed),
-            "method": problem.method,
-            "parameterisation": problem.parameterisation,
-            "chains": settings.chains,
-            "warmup": settings.warmup,
-            "draws": settings.draws,
-            "target_accept": settings.target_accept,
-            "max_treedepth": settings.max_treedepth,
+            **problem.fit_attrs(settings),
         }
         return build_posterior(
             hyper, groups, problem.dataset, draws.diverging, draws.sample_stats, attrs

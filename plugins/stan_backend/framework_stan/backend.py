@@ -37,14 +37,7 @@ class StanBackend:
         attrs = {
             "backend": self.name,
             "engine": engine,
-            "seed": int(settings.seed),
-            "method": problem.method,
-            "parameterisation": problem.parameterisation,
-            "chains": settings.chains,
-            "warmup": settings.warmup,
-            "draws": settings.draws,
-            "target_accept": settings.target_accept,
-            "max_treedepth": settings.max_treedepth,
+            **problem.fit_attrs(settings),
             "program_sha256": program.digest(code),
         }
         if engine == "pystan":
