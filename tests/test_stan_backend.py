@@ -266,6 +266,21 @@ def test_marginal_vectors_are_struct_of_arrays_under_o1(tmp_path):
     assert len(patterns) >= 5 and all(line.endswith(": SoA") for line in patterns), lines
 
 
+@needs_pystan
+def test_pystan_builds_get_the_programs_stanc_options():
+    # stan.build reaches stanc through httpstan.compile.compile (looked up at call time);
+    # inside with_program_options it emits struct-of-arrays vectors (--O1), outside it does not.
+    import httpstan.compile
+
+    code = program.generate("marginal", "centred", DEFAULT_FAMILIES)
+    soa = "stan::math::var_value<Eigen::Matrix<double,-1,1>>"
+    original = httpstan.compile.compile
+    assert soa not in original(code, "framework_check")[0]
+    with stanc.with_program_options():
+        assert soa in httpstan.compile.compile(code, "framework_check")[0]
+    assert httpstan.compile.compile is original
+
+
 # --- exactness of what Stan computes ---------------------------------------------------
 
 
