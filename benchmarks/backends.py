@@ -6,7 +6,7 @@ min ESS per second, max R-hat, divergences, peak memory, and the ratio of min
 ESS per second against the plain pystan run of the blog's centred program
 measured in the same invocation.
 
-    .venv/bin/python benchmarks/backends.py [W1 W2]
+    .venv/bin/python benchmarks/backends.py [W1 W2] [--match "pymc full"]
 """
 
 import sys
@@ -53,6 +53,12 @@ def configs(workload: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for workload in sys.argv[1:] or ["W1", "W2"]:
+    args = sys.argv[1:]
+    match = ""
+    if "--match" in args:  # e.g. --match "pymc full": only those rows (and no baseline)
+        at = args.index("--match")
+        match, args = args[at + 1], args[:at] + args[at + 2 :]
+    for workload in args or ["W1", "W2"]:
         print(f"\n## {workload}\n")
-        print_table([measure(c) for c in configs(workload)], {"blog": f"{workload} blog pystan"})
+        rows = [measure(c) for c in configs(workload) if match in c["label"]]
+        print_table(rows, {"blog": f"{workload} blog pystan"})
