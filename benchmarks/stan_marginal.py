@@ -16,7 +16,6 @@ import json
 import sys
 import time
 
-import pyarrow.parquet as pq
 from harness import WORKLOADS, workload_file
 
 TRIVIAL = "parameters { real y; } model { y ~ std_normal(); }"
@@ -40,14 +39,11 @@ def overhead() -> dict:
 def marginal(name: str) -> dict:
     import arviz as az
 
-    from framework import DEFAULT_PRIORS, Dataset, Problem, SamplerSettings
+    from framework import DEFAULT_PRIORS, Problem, SamplerSettings
+    from framework.data import read_table
     from framework_stan import StanBackend
 
-    table = pq.read_table(workload_file(name))
-    group = table.column("group").combine_chunks()
-    labels = [str(label) for label in group.dictionary.to_pylist()]
-    y, x = table.column("y").to_numpy(), table.column("x").to_numpy()
-    dataset = Dataset(y, x, group.indices.to_numpy(), labels)
+    dataset = read_table(workload_file(name), "y", "x", "group")
     problem = Problem(dataset, dict(DEFAULT_PRIORS), "marginal", "centred", None)
     seed = time.time_ns() % 2**31
     settings = SamplerSettings(chains=4, warmup=1000, draws=1000, seed=seed)

@@ -12,12 +12,11 @@ release the GIL).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
+
+from .parallel import map_on_cores
 
 CHUNK = 256  # parameters at a time: bounds the temporary memory (~120 MB per thread)
 HEAD_LAGS = 16
@@ -166,11 +165,6 @@ def diagnostics(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if x.shape[1] < MIN_DRAWS:  # as arviz: too few draws to split chains and estimate
         nan = np.full(x.shape[2], np.nan)
         return nan, nan.copy(), nan.copy()
-    starts = range(0, x.shape[2], CHUNK)
-    if len(starts) == 1:
-        out = [_chunk(x, 0)]
-    else:
-        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-            out = list(pool.map(lambda start: _chunk(x, start), starts))
+    out = map_on_cores(lambda start: _chunk(x, start), range(0, x.shape[2], CHUNK))
     out = np.concatenate(out, axis=-1)
     return out[0], out[1], out[2]

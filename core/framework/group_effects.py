@@ -22,11 +22,9 @@ Each backend writes the log density in its own language (Stan, PyTensor, JAX);
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from .parallel import map_on_cores
 from .stats import GroupStats
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -129,9 +127,5 @@ def draw_group_effects(
             + stream.standard_normal(m.shape) / np.sqrt(a22)
         )
 
-    if len(starts) == 1:
-        draw(0, streams[0])
-    else:
-        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-            list(pool.map(draw, starts, streams))
+    map_on_cores(draw, starts, streams)
     return out_a.reshape(shape + (stats.n_groups,)), out_b.reshape(shape + (stats.n_groups,))
