@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "cache": ["cache_dir"],
     "comparison": ["compare"],
-    "data": ["Dataset", "load_dataset", "read_table"],
+    "data": ["Dataset", "load_dataset"],
     "diagnostics": ["diagnose"],
     "errors": [
         "BackendError",
@@ -38,6 +38,7 @@ _EXPORTS = {
     "posterior": ["GROUP_PARAMETERS", "build_posterior", "check_posterior"],
     "priors": ["DEFAULT_PRIORS", "FAMILIES", "HYPERPARAMETERS", "Prior", "parse_prior"],
     "problem": ["Problem", "SamplerSettings"],
+    "reading": ["read_table"],
     "registry": ["Availability", "Backend", "BackendRegistry", "require_method", "unknown_options"],
     "runner": ["RunResult", "run"],
     "spec": ["Spec", "load_spec"],

@@ -49,17 +49,43 @@ def build_posterior(
     for name, values in (sample_stats or {}).items():
         stats[name] = (("chain", "draw"), np.asarray(values))
     attrs = {k: _attr(v) for k, v in (attrs or {}).items()}
-    obs_coords = {"obs": np.arange(dataset.n_rows)}
     return InferenceData(
         posterior=xr.Dataset(posterior, coords=coords, attrs=attrs),
         sample_stats=xr.Dataset(
             stats, coords={"chain": coords["chain"], "draw": coords["draw"]}, attrs=attrs
         ),
-        observed_data=xr.Dataset({"y": (("obs",), dataset.y)}, coords=obs_coords),
-        constant_data=xr.Dataset(
-            {"x": (("obs",), dataset.x), "group": (("obs",), dataset.codes)}, coords=obs_coords
-        ),
+        **data_groups(dataset),
     )
+
+
+def data_groups(dataset: Dataset) -> dict[str, xr.Dataset]:
+    """The data in the posterior: the rows, or the per-group statistics when the rows were not kept.
+
+    With rows: `observed_data.y` and `constant_data.x`, `.group` (codes) over
+    dim `obs`. Without: `constant_data` holds `n`, `xbar`, `ybar`, `sxx`,
+    `sxy`, `syy` over dim `group` (enough to evaluate the likelihood again),
+    with the row count and the data's SHA-256 as attrs.
+    """
+    if dataset.has_rows:
+        obs = {"obs": np.arange(dataset.n_rows)}
+        return {
+            "observed_data": xr.Dataset({"y": (("obs",), dataset.y)}, coords=obs),
+            "constant_data": xr.Dataset(
+                {"x": (("obs",), dataset.x), "group": (("obs",), dataset.codes)}, coords=obs
+            ),
+        }
+    stats = {k: (("group",), v) for k, v in dataset.stats.as_dict().items()}
+    labels = {"group": np.asarray(dataset.labels, dtype=str)}
+    attrs = {"rows": dataset.n_rows, "data_sha256": dataset.digest()}
+    return {"constant_data": xr.Dataset(stats, coords=labels, attrs=attrs)}
+
+
+def without_rows(idata, dataset: Dataset):
+    """`idata` with the data groups replaced by the per-group statistics (output.observed_data: false)."""
+    from arviz import InferenceData
+
+    kept = {g: idata[g] for g in idata.groups() if g not in ("observed_data", "constant_data")}
+    return InferenceData(**kept, **data_groups(dataset.without_rows()))
 
 
 def _attr(value):
@@ -89,7 +115,8 @@ def _problems(idata, dataset: Dataset):
         yield f"expected arviz.InferenceData, got {type(idata).__name__}"
         return
     groups = set(idata.groups())
-    for g in ("posterior", "sample_stats", "observed_data", "constant_data"):
+    data = ("observed_data", "constant_data") if dataset.has_rows else ("constant_data",)
+    for g in ("posterior", "sample_stats", *data):
         if g not in groups:
             yield f"group '{g}' is missing"
     if "posterior" not in groups:
@@ -125,10 +152,11 @@ def _problems(idata, dataset: Dataset):
             yield "sample_stats.diverging is missing"
         elif ss["diverging"].dtype != bool or ss["diverging"].dims != ("chain", "draw"):
             yield "sample_stats.diverging must be boolean with dims ('chain', 'draw')"
-    if "observed_data" in groups and "y" not in idata.observed_data:
+    if dataset.has_rows and "observed_data" in groups and "y" not in idata.observed_data:
         yield "observed_data.y is missing"
     if "constant_data" in groups:
-        for name in ("x", "group"):
+        names = ("x", "group") if dataset.has_rows else tuple(dataset.stats.as_dict())
+        for name in names:
             if name not in idata.constant_data:
                 yield f"constant_data.{name} is missing"
     missing_attrs = [a for a in REQUIRED_ATTRS if a not in post.attrs]

@@ -40,6 +40,8 @@ class Problem:
         missing = [p for p in HYPERPARAMETERS if p not in self.priors]
         if missing:
             raise ValueError(f"priors missing for {', '.join(missing)}")
+        if self.method == "full" and not self.dataset.has_rows:
+            raise ValueError("method 'full' needs the rows: load the data with keep_rows=True")
 
     def fit_attrs(self, settings: SamplerSettings) -> dict:
         """Posterior attrs recording what was fitted: method, parameterisation, sampler settings."""

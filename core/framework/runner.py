@@ -19,10 +19,12 @@ from .forecasts import forecast_table
 from .outputs import atomic_directory, write_run
 from .parameterisation import resolve_method, resolve_parameterisation
 from .plugins import get_registry
-from .posterior import check_posterior
+from .posterior import check_posterior, without_rows
 from .priors import HYPERPARAMETERS
 from .problem import Problem, SamplerSettings
 from .spec import Spec, load_spec
+
+ROWS_KEPT_AUTO = 1_000_000  # output.observed_data: auto keeps at most this many rows
 
 
 @dataclass
@@ -72,8 +74,13 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
         raise OptionsError([spec.locate(p) for p in exc.problems]) from None
     except BackendError as exc:
         raise BackendError(spec.locate(str(exc))) from None
-    dataset = load_dataset(spec)
     method = resolve_method(spec.sampler.method, backend)
+    dataset = load_dataset(spec, keep_rows=rows_to_keep(spec.output.observed_data, method))
+    if not dataset.has_rows and callable(progress):
+        progress(
+            f"read {dataset.n_rows:,} rows into the statistics of {dataset.n_groups:,} groups; "
+            "posterior.nc carries those, not the rows (output.observed_data: true keeps them)"
+        )
     parameterisation = resolve_parameterisation(spec.model.parameterisation, dataset.stats)
     seed = spec.sampler.seed if spec.sampler.seed is not None else secrets.randbelow(2**31)
     s = spec.sampler
@@ -83,6 +90,13 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     return Prepared(
         spec, dataset, backend, options, problem, settings, {"prepare": time.perf_counter() - t0}
     )
+
+
+def rows_to_keep(observed_data: str | bool, method: str) -> bool | int:
+    """How many rows to hold in memory: all for method full or when asked, none when refused."""
+    if method == "full" or observed_data is True:
+        return True
+    return False if observed_data is False else ROWS_KEPT_AUTO
 
 
 def fit(prepared: Prepared):
@@ -98,6 +112,10 @@ def fit(prepared: Prepared):
             "plugin: rerun with --debug for the traceback and report it, or try another backend."
         ) from exc
     check_posterior(idata, prepared.dataset, backend.name)
+    if prepared.spec.output.observed_data is False and prepared.dataset.has_rows:
+        idata = without_rows(
+            idata, prepared.dataset
+        )  # method full read them; the file is not to keep them
     return idata
 
 
@@ -128,6 +146,7 @@ def summarise(prepared: Prepared, idata) -> RunResult:
             "source": dataset.source,
             "rows": dataset.n_rows,
             "groups": dataset.n_groups,
+            "rows_in_posterior": "observed_data" in idata.groups(),
             "warnings": dataset.warnings,
         },
     )

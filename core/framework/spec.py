@@ -313,6 +313,7 @@ HINTS = {
     "output": "write output: {dir: FOLDER, plots: true}",
     "output.dir": "give a folder path, or leave dir out to use runs/NAME",
     "output.plots": "write plots: true or plots: false",
+    "output.observed_data": "auto keeps the rows in posterior.nc up to 1,000,000 rows; true always, false never",
     "description": "write one line of text",
 }
 _NAME_RULE = "must be a plain name: letters, digits, '_', '.' and '-', starting with a letter or digit, at most 100 characters"

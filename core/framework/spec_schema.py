@@ -227,6 +227,17 @@ class Forecast(_Strict):
 class OutputSpec(_Strict):
     dir: Annotated[str, Field(min_length=1)] | None = None
     plots: StrictBool = True
+    # The rows in posterior.nc: auto keeps them up to 1,000,000 rows (runner.ROWS_KEPT_AUTO;
+    # always for method full, which samples from them); beyond that the file is streamed
+    # and the posterior carries the per-group statistics.
+    observed_data: Literal["auto"] | StrictBool = "auto"
+
+    @field_validator("observed_data", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, v):
+        if v == "auto" or isinstance(v, bool):
+            return v
+        raise ValueError(f"must be auto, true or false (got {v!r})")
 
 
 class Spec(_Strict):

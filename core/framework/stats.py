@@ -65,6 +65,13 @@ class GroupStats:
             np.bincount(codes, dy * dy, minlength=n_groups),
         )
 
+    def grow(self, n_groups: int) -> GroupStats:
+        """The same statistics over `n_groups` groups, the new ones empty (groups found later)."""
+        extra = n_groups - self.n_groups
+        if extra == 0:
+            return self
+        return GroupStats(*(np.concatenate([v, np.zeros(extra)]) for v in self.as_dict().values()))
+
     def merge(self, other: GroupStats) -> GroupStats:
         """Combine the statistics of two disjoint sets of rows."""
         n = self.n + other.n

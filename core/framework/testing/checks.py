@@ -61,16 +61,15 @@ def check_contract(idata, dataset, backend_name: str, settings=None) -> None:
                 f"posterior has {got[0]} chains x {got[1]} draws, settings asked for "
                 f"{settings.chains} x {settings.draws} (warmup draws must not be returned)"
             )
-    for group, name, expected in (
-        ("observed_data", "y", dataset.y),
-        ("constant_data", "x", dataset.x),
-        ("constant_data", "group", dataset.codes),
-    ):
+    if dataset.has_rows:
+        expected = [("observed_data", "y", dataset.y), ("constant_data", "x", dataset.x),
+                    ("constant_data", "group", dataset.codes)]  # fmt: skip
+    else:
+        expected = [("constant_data", k, v) for k, v in dataset.stats.as_dict().items()]
+    for group, name, values_expected in expected:
         values = np.asarray(idata[group][name].values)
-        if values.shape != expected.shape or not np.array_equal(values, expected):
-            problems.append(
-                f"{group}.{name} is not the dataset's column, unchanged and in row order"
-            )
+        if values.shape != values_expected.shape or not np.array_equal(values, values_expected):
+            problems.append(f"{group}.{name} is not the dataset's, unchanged and in order")
     if problems:
         raise AssertionError(f"backend '{backend_name}': " + "; ".join(problems))
 
