@@ -11,7 +11,7 @@ measured in the same invocation.
 
 import sys
 
-from harness import measure, print_table
+from harness import measure, parse_args, print_table
 
 
 def configs(workload: str) -> list[dict]:
@@ -53,12 +53,8 @@ def configs(workload: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    match = ""
-    if "--match" in args:  # e.g. --match "pymc full": only those rows (and no baseline)
-        at = args.index("--match")
-        match, args = args[at + 1], args[:at] + args[at + 2 :]
-    for workload in args or ["W1", "W2"]:
+    workloads, match = parse_args(sys.argv[1:], ["W1", "W2"])
+    for workload in workloads:
         print(f"\n## {workload}\n")
         rows = [measure(c) for c in configs(workload) if match in c["label"]]
         print_table(rows, {"blog": f"{workload} blog pystan"})

@@ -9,12 +9,12 @@ hour). Each Parquet file is written by the benchmark itself. W1-W3 are panels
 (every group observed at the same x, so one shared design); W2s and W3s draw x
 for every row (every group its own design): the general case.
 
-    .venv/bin/python benchmarks/fast_path.py [W1 W2 W3 W2s W3s]
+    .venv/bin/python benchmarks/fast_path.py [W1 W2 W3 W2s W3s] [--match "stan marginal"]
 """
 
 import sys
 
-from harness import measure, print_table
+from harness import measure, parse_args, print_table
 
 FAST = [("stan", {"engine": "pystan"}), ("pymc", {"sampler": "nutpie"}), ("numpyro", {})]
 
@@ -50,9 +50,10 @@ def configs(workload: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for workload in sys.argv[1:] or ["W1", "W2", "W3", "W2s", "W3s"]:
+    workloads, match = parse_args(sys.argv[1:], ["W1", "W2", "W3", "W2s", "W3s"])
+    for workload in workloads:
         print(f"\n## {workload}\n")
-        rows = [measure(c) for c in configs(workload)]
+        rows = [measure(c) for c in configs(workload) if match in c["label"]]
         print_table(rows, {"blog": f"{workload} blog pystan", "bambi": f"{workload} bambi default"})
         for r in rows:
             if "second_end_to_end_s" in r:

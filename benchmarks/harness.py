@@ -74,6 +74,15 @@ model {
 """
 
 
+def parse_args(argv: list[str], default: list[str]) -> tuple[list[str], str]:
+    """Workloads named on the command line, and `--match TEXT` (only rows whose label has it)."""
+    match = ""
+    if "--match" in argv:  # e.g. --match "pymc full": only those rows (and no baseline)
+        at = argv.index("--match")
+        match, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
+    return argv or default, match
+
+
 def workload_file(name: str) -> Path:
     """Write the workload's seeded simulated data once (Parquet) and return its path."""
     groups, rows = WORKLOADS[name]

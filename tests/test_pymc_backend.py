@@ -193,11 +193,14 @@ def test_bambi_model_has_the_users_priors_unscaled(parameterisation):
     problem = Problem(dataset, CUSTOM_PRIORS, method="full", parameterisation=parameterisation)
     model = full.build_model(problem).backend.model
     names = set(model.named_vars)
-    assert set(full.VAR_NAMES) <= names
+    form = full.form(parameterisation)
+    assert set(form.var_names) <= names
     assert ("1|g_offset" in names) == (parameterisation == "non_centred")
+    # Centred means each group's intercept is a random variable of its own, N(mu, sigma).
+    assert (model["1|g"] in model.free_RVs) == (parameterisation == "centred")
     # The data went in under the fixed safe names only.
     assert set(full.frame(dataset).columns) == {"y", "x", "g"}
-    for name, var in full.HYPER_NAMES.items():
+    for name, var in form.hyper.items():
         value = 1.7
         got = _eval(pm.logp(model[var], np.asarray(value)))
         np.testing.assert_allclose(got, CUSTOM_PRIORS[name].logpdf(value), rtol=1e-10)
@@ -343,6 +346,11 @@ def full_fit():
     return _fit("full")
 
 
+@pytest.fixture(scope="module")
+def full_centred_fit():
+    return _fit("full", parameterisation="centred")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["marginal_fit", "full_fit"])
 def test_recovers_the_truth(which, request):
@@ -367,11 +375,14 @@ def test_recovers_the_truth(which, request):
 
 
 @pytest.mark.slow
-def test_marginal_and_full_agree(marginal_fit, full_fit):
+@pytest.mark.parametrize("which", ["full_fit", "full_centred_fit"])
+def test_marginal_and_full_agree(marginal_fit, which, request):
     # Both estimate the same posterior mean, so the difference over its Monte Carlo
     # standard error is about N(0, 1) for each of the 5 + 48 quantities; |z| > 4.5 has
     # probability 7e-6 each (4e-4 for all), and the margin over 4 absorbs the error in
-    # MCSE itself, estimated from 600 draws.
+    # MCSE itself, estimated from 600 draws. Bambi writes the two parameterisations as
+    # different models (framework_pymc.full.Form), so each is checked.
+    full_fit = request.getfixturevalue(which)
     mcse_m = az.mcse(marginal_fit.posterior, method="mean")
     mcse_f = az.mcse(full_fit.posterior, method="mean")
     for name in (*HYPERPARAMETERS, "intercept", "slope"):

@@ -3,11 +3,14 @@
 The data go into a DataFrame with fixed column names (y, x, g) and group
 levels named by their code (g0, g1, ...), so nothing the user wrote reaches
 the formula parser; the group effects are independent, `(x | g)` in Bambi's
-formula language. Bambi's names and its own level order never leave this
-module: draws are mapped back by level name to `dataset.labels` order.
+formula language, written per parameterisation (`Form`). Bambi's names and its
+own level order never leave this module: draws are mapped back by level name to
+`dataset.labels` order.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,18 +19,54 @@ from framework import SamplingError
 from . import engine
 from .priors import bambi_prior
 
-FORMULA = "y ~ x + (x | g)"
-# Bambi's variable for each framework quantity (before adding common and group parts).
-INTERCEPT, SLOPE = "Intercept", "x"
-INTERCEPT_GROUP, SLOPE_GROUP = "1|g", "x|g"
-HYPER_NAMES = {
-    "intercept_mu": "Intercept",
-    "slope_mu": "x",
-    "intercept_sigma": "1|g_sigma",
-    "slope_sigma": "x|g_sigma",
-    "error_sigma": "sigma",
-}
-VAR_NAMES = [INTERCEPT, SLOPE, INTERCEPT_GROUP, SLOPE_GROUP, "1|g_sigma", "x|g_sigma", "sigma"]
+
+@dataclass(frozen=True)
+class Form:
+    """How one parameterisation is written in Bambi, and where each framework quantity lands."""
+
+    formula: str
+    hyper: dict[str, str]  # framework hyperparameter -> Bambi variable
+    groups: dict[str, str]  # "intercept"/"slope" -> Bambi's group-specific variable
+    offsets: bool  # group variables are offsets from the common term (non-centred) or effects
+
+    @property
+    def var_names(self) -> list[str]:
+        return [*self.hyper.values(), *self.groups.values()]
+
+
+# Centred: intercept_j ~ N(intercept_mu, intercept_sigma) itself, the group terms' means being
+# hyperpriors. Bambi's `y ~ x + (x | g)` with centred offsets instead puts a ridge between the
+# common Intercept and the offsets: on 1,000 groups x 100 rows nutpie reached R-hat 1.024 and
+# min ESS 353 in 291 s that way, against R-hat 1.01 and min ESS 3,809 in 249 s this way.
+CENTRED = Form(
+    "y ~ 0 + (x | g)",
+    {
+        "intercept_mu": "1|g_mu",
+        "slope_mu": "x|g_mu",
+        "intercept_sigma": "1|g_sigma",
+        "slope_sigma": "x|g_sigma",
+        "error_sigma": "sigma",
+    },  # fmt: skip
+    {"intercept": "1|g", "slope": "x|g"},
+    offsets=False,
+)
+# Non-centred: Bambi's own form, effect_j = common term + sigma * offset_j with offset_j ~ N(0, 1).
+NON_CENTRED = Form(
+    "y ~ x + (x | g)",
+    {
+        "intercept_mu": "Intercept",
+        "slope_mu": "x",
+        "intercept_sigma": "1|g_sigma",
+        "slope_sigma": "x|g_sigma",
+        "error_sigma": "sigma",
+    },  # fmt: skip
+    {"intercept": "1|g", "slope": "x|g"},
+    offsets=True,
+)
+
+
+def form(parameterisation: str) -> Form:
+    return NON_CENTRED if parameterisation == "non_centred" else CENTRED
 
 
 def level_names(n_groups: int) -> list[str]:
@@ -43,15 +82,19 @@ def frame(dataset):
     return pd.DataFrame({"y": dataset.y, "x": dataset.x, "g": groups})
 
 
-def bambi_priors(priors) -> dict:
+def bambi_priors(priors, form: Form) -> dict:
     """The framework's five priors as Bambi term priors (independent group effects)."""
     import bambi as bmb
 
+    def group_term(effect: str):
+        mu = 0.0 if form.offsets else bambi_prior(priors[f"{effect}_mu"])
+        return bmb.Prior("Normal", mu=mu, sigma=bambi_prior(priors[f"{effect}_sigma"]))
+
+    common = {"Intercept": priors["intercept_mu"], "x": priors["slope_mu"]} if form.offsets else {}
     return {
-        "Intercept": bambi_prior(priors["intercept_mu"]),
-        "x": bambi_prior(priors["slope_mu"]),
-        "1|g": bmb.Prior("Normal", mu=0.0, sigma=bambi_prior(priors["intercept_sigma"])),
-        "x|g": bmb.Prior("Normal", mu=0.0, sigma=bambi_prior(priors["slope_sigma"])),
+        **{name: bambi_prior(prior) for name, prior in common.items()},
+        "1|g": group_term("intercept"),
+        "x|g": group_term("slope"),
         "sigma": bambi_prior(priors["error_sigma"]),
     }
 
@@ -60,10 +103,11 @@ def build_model(problem):
     """The Bambi model (built, so `.backend.model` is the PyMC model)."""
     import bambi as bmb
 
+    chosen = form(problem.parameterisation)
     model = bmb.Model(
-        FORMULA,
+        chosen.formula,
         frame(problem.dataset),
-        priors=bambi_priors(problem.priors),
+        priors=bambi_priors(problem.priors, chosen),
         categorical=["g"],
         noncentered=problem.parameterisation == "non_centred",
         # The priors are the user's, on the natural scale: no rescaling, no centring of x.
@@ -86,19 +130,18 @@ def fit(problem, settings, options) -> tuple[dict, dict, engine.Draws]:
         f"pymc: compiling and sampling with {sampler} "
         f"({settings.chains} chains x {settings.warmup} warmup + {settings.draws} draws)"
     )
-    draws = engine.sample(model.backend.model, VAR_NAMES, sampler, settings, options)
+    chosen = form(problem.parameterisation)
+    draws = engine.sample(model.backend.model, chosen.var_names, sampler, settings, options)
     post = draws.posterior
     hyper = {
-        name: np.asarray(post[var].values, dtype=np.float64) for name, var in HYPER_NAMES.items()
-    }
-    n_groups = problem.dataset.n_groups
-    offsets = {
-        var: _in_dataset_order(post[var], n_groups) for var in (INTERCEPT_GROUP, SLOPE_GROUP)
+        name: np.asarray(post[var].values, dtype=np.float64) for name, var in chosen.hyper.items()
     }
     groups = {
-        "intercept": hyper["intercept_mu"][..., None] + offsets[INTERCEPT_GROUP],
-        "slope": hyper["slope_mu"][..., None] + offsets[SLOPE_GROUP],
+        effect: _in_dataset_order(post[var], problem.dataset.n_groups)
+        for effect, var in chosen.groups.items()
     }
+    if chosen.offsets:
+        groups = {effect: hyper[f"{effect}_mu"][..., None] + v for effect, v in groups.items()}
     engine.check_finite({**hyper, **groups}, sampler)
     problem.report(f"pymc: sampled in {draws.sampling_seconds:.1f} s")
     return hyper, groups, draws
