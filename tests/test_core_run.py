@@ -197,3 +197,13 @@ def test_too_few_draws_fail_the_diagnostics_with_the_fix(tmp_path):
     assert d["problems"] == [
         "only 3 draw(s) per chain: R-hat and ESS need at least 4 (raise sampler.draws)"
     ]
+
+
+def test_method_full_samples_from_the_rows_but_can_leave_them_out_of_the_posterior(tmp_path):
+    out = tmp_path / "run"
+    result = run(RAINFALL, FAST + ["sampler.method=full", "output.observed_data=false"], out)
+    assert result.dataset.has_rows  # the backend was given every row ...
+    saved = framework.load_posterior(out)
+    assert "observed_data" not in saved.groups()  # ... and posterior.nc has none of them
+    np.testing.assert_array_equal(saved.constant_data["n"].values, result.dataset.stats.n)
+    assert result.diagnostics["data"]["rows_in_posterior"] is False

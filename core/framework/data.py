@@ -100,12 +100,12 @@ class Dataset:
 
     def digest(self) -> str:
         """SHA-256 of the rows and labels; the same whether computed here or while streaming."""
-        if self.sha256 is None:
-            digest = RowDigest()
-            for codes, x, y in self._chunks():
-                digest.update(y, x, codes)
-            self.sha256 = digest.hexdigest(self.labels)
-        return self.sha256
+        if not self.has_rows:
+            return self.sha256
+        digest = RowDigest()  # computed each time: the arrays may have been changed in place
+        for codes, x, y in self._chunks():
+            digest.update(y, x, codes)
+        return digest.hexdigest(self.labels)
 
 
 class RowDigest:

@@ -113,9 +113,8 @@ def fit(prepared: Prepared):
         ) from exc
     check_posterior(idata, prepared.dataset, backend.name)
     if prepared.spec.output.observed_data is False and prepared.dataset.has_rows:
-        idata = without_rows(
-            idata, prepared.dataset
-        )  # method full read them; the file is not to keep them
+        # Method full needed the rows to sample; the posterior is still not to carry them.
+        idata = without_rows(idata, prepared.dataset)
     return idata
 
 
