@@ -1,8 +1,9 @@
 """Reading a data file in one streaming pass: checks, group codes, statistics, and the rows if wanted.
 
-Each record batch is checked, given group codes in order of first appearance,
-reduced to per-group statistics and merged into the running total, then let
-go: unless the rows are kept, memory grows with the number of groups, not rows.
+Each record batch is checked and given group codes in order of first
+appearance, then handed to `framework.reduce_chunks` (the replaceable
+reduction step) and let go: unless the rows are kept, memory grows with the
+number of groups, not rows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from .data import Dataset, RowDigest
 from .errors import DataError
-from .stats import GroupStats
+from .stats import GroupStats, reduce_chunks
 from .table_files import NotNumeric, RowNames, record_batches
 
 # Text the CSV reader treats as a missing value (pyarrow's defaults).
@@ -76,18 +77,17 @@ class _Pass:
         self.absent = dict.fromkeys(wanted, 0)  # per field: rows missing, non-finite or blank
         self.bad = _Found()  # rows with any of those
         self.labels = _Labels()
-        self.stats = GroupStats.empty(0)
         self.digest = RowDigest()
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = []
         self.rows_read = self.rows_used = 0
         self.x_range = (math.inf, -math.inf)
 
     def read(self, batches) -> Dataset:
-        for batch in batches:
-            self._add(batch)
-        return self._dataset()
+        stats = reduce_chunks(chunk for batch in batches if (chunk := self._checked(batch)))
+        return self._dataset(stats)
 
-    def _add(self, batch: pa.RecordBatch) -> None:
+    def _checked(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The batch's usable rows as (codes, x, y), after counting what is wrong in it."""
         offset, w = self.rows_read, self.wanted
         self.rows_read += batch.num_rows
         y = self._numeric(batch, "model.response", offset)
@@ -103,10 +103,8 @@ class _Pass:
             keep = ~bad
             y, x, local = y[keep], x[keep], local[keep]
         if self._refusing():
-            return  # the file will be refused: only count what is wrong from here on
+            return None  # the file will be refused: only count what is wrong from here on
         codes = self.labels.codes(dictionary, local)
-        k = len(self.labels.labels)
-        self.stats = self.stats.grow(k).merge(GroupStats.from_rows(codes, x, y, k))
         self.digest.update(y, x, codes)
         self.rows_used += len(y)
         if len(x):
@@ -115,6 +113,7 @@ class _Pass:
             self.kept.append((y, x, codes))
             if self.rows_used > self.limit:
                 self.kept = None
+        return codes, x, y
 
     def _refusing(self) -> bool:
         return any(f.count for f in self.not_numeric.values()) or (
@@ -128,7 +127,7 @@ class _Pass:
             self.not_numeric[field].add(bad, offset, examples)
         return values
 
-    def _dataset(self) -> Dataset:
+    def _dataset(self, stats: GroupStats) -> Dataset:
         path, where, w = self.where.path, self.where, self.wanted
         for field, found in self.not_numeric.items():
             if found.count:
@@ -157,7 +156,7 @@ class _Pass:
                 "row: intercepts and slopes cannot be told apart, so slope estimates only reflect the prior"
             )
         names = (w["model.response"], w["model.predictor"], w["model.group"])
-        common = dict(source=str(path), warnings=warnings, stats=self.stats)
+        common = dict(source=str(path), warnings=warnings, stats=stats)
         if self.kept is None:
             return Dataset(None, None, None, labels, *names, **common,
                            row_count=self.rows_used, sha256=self.digest.hexdigest(labels))  # fmt: skip

@@ -96,12 +96,21 @@ class GroupStats:
 
 
 def reduce_chunks(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n_groups: int
+    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n_groups: int | None = None
 ) -> GroupStats:
-    """The replaceable reduction step: fold (codes, x, y) chunks into GroupStats."""
-    total = GroupStats.empty(n_groups)
+    """The replaceable reduction step: fold (codes, x, y) chunks into GroupStats.
+
+    With `n_groups` None the group count grows with the largest code seen, so
+    chunks can come straight from a file read in one pass.
+    """
+    total = GroupStats.empty(n_groups or 0)
     for codes, x, y in chunks:
-        total = total.merge(GroupStats.from_rows(codes, x, y, n_groups))
+        k = (
+            n_groups
+            if n_groups is not None
+            else max(total.n_groups, int(np.max(codes, initial=-1)) + 1)
+        )
+        total = total.grow(k).merge(GroupStats.from_rows(codes, x, y, k))
     return total
 
 
