@@ -111,16 +111,11 @@ def _csv_batches(path: Path, wanted: dict[str, str], delimiter: str, numeric_as_
             ),
         )
         yield from reader
-    except pa.ArrowInvalid as exc:
-        if "conversion error" in str(exc) and "UTF8" not in str(exc) and not numeric_as_text:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        if "conversion error" in first and "UTF8" not in first and not numeric_as_text:
             raise NotNumeric from None
-        raise DataError(
-            _parse_problem(path, delimiter, len(header), str(exc).splitlines()[0])
-        ) from None
-    except (pa.ArrowTypeError, UnicodeDecodeError) as exc:
-        raise DataError(
-            _parse_problem(path, delimiter, len(header), str(exc).splitlines()[0])
-        ) from None
+        raise DataError(_parse_problem(path, delimiter, len(header), first)) from None
 
 
 def _parquet_batches(path: Path, wanted: dict[str, str]):
