@@ -33,7 +33,7 @@ TRUTH = {
 }
 WORKLOADS = {
     # name: (groups, rows per group). W1-W3 are panels like the blog's (every group observed
-    # at the same x), so all groups share one design (framework.design_stats); the "s" variants
+    # at the same x), so all groups share one design (framework.designs); the "s" variants
     # draw x afresh for every row, so every group is its own design: the general case.
     "W1": (51, 11),
     "W2": (1000, 100),
@@ -129,7 +129,7 @@ def spec_for(name: str, folder: Path, **sampler) -> Path:
 
 def min_ess_all(idata, names) -> tuple[float, float]:
     """Min bulk ESS and max R-hat over every parameter listed (group effects included)."""
-    from framework.convergence import diagnostics
+    from framework.results.convergence import diagnostics
 
     worst_ess, worst_rhat = np.inf, 0.0
     for name in names:
@@ -147,7 +147,7 @@ def run_framework(
 ) -> dict:
     """`framework run` in-process, timed by stage; with `repeat`, a second run shows the compile cache."""
     import framework
-    from framework.outputs import atomic_directory, write_run
+    from framework.results.run_directory import atomic_directory, write_run
     from framework.runner import fit, prepare, summarise
 
     def once(spec, folder: Path) -> dict:

@@ -1,8 +1,9 @@
 """A fake backend for testing the core contract and the registry only (never for statistics).
 
-It "samples" the hyperparameters as independent normals around the simulation's
-truth and draws the group effects with the shared exact module, so the core's
-estimates, forecasts, outputs and CLI can be tested without a real sampler.
+It "samples" beta, the group sds and sigma as independent normals around the
+simulation's truth (or around 1 without one) and lets the shared
+`framework.complete_posterior` draw the coefficients, so the core's estimates,
+forecasts, outputs and CLI can be tested without a real sampler.
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ import numpy as np
 import framework
 from framework import Availability, OptionsError, hookimpl
 
-SPREAD = {
-    "intercept_mu": 0.5,
-    "intercept_sigma": 0.3,
-    "slope_mu": 0.1,
-    "slope_sigma": 0.05,
-    "error_sigma": 0.2,
-}
+SPREAD = 0.05  # relative spread of the fake draws around the truth
 
 
 class FakeBackend:
@@ -54,40 +49,44 @@ class FakeBackend:
 
     def fit(self, problem, settings, options):
         rng = np.random.default_rng(settings.seed)
-        ds = problem.dataset
-        truth = ds.truth or {
-            "intercept_mu": 0,
-            "intercept_sigma": 1,
-            "slope_mu": 0,
-            "slope_sigma": 1,
-            "error_sigma": 1,
-        }
+        model, truth = problem.model, problem.dataset.truth or {}
         shape = (settings.chains, settings.draws)
-        hyper = {
-            k: truth[k] + SPREAD[k] * rng.standard_normal(shape) for k in framework.HYPERPARAMETERS
+
+        def around(values):
+            values = np.asarray(values, dtype=float)
+            return values + SPREAD * np.abs(values) * rng.standard_normal(shape + values.shape)
+
+        beta_truth = truth.get("beta", {})
+        draws = {
+            "beta": around([beta_truth.get(t, 0.0) for t in model.term_names]),
+            "group_sd": np.abs(around([truth.get("group_sd", {}).get(t, 1.0)
+                                       for t in model.group_term_names])),  # fmt: skip
+            "sigma": np.abs(around(truth.get("sigma", 1.0))),
         }
-        for k in ("intercept_sigma", "slope_sigma", "error_sigma"):
-            hyper[k] = np.abs(hyper[k])
-        hyper["intercept_mu"] += self.bias
+        draws["beta"][..., 0] += self.bias
+        if model.correlated:
+            draws["group_corr"] = np.broadcast_to(np.eye(model.n_group_terms), (*shape,
+                                                  model.n_group_terms, model.n_group_terms))  # fmt: skip
+        if problem.method == "full":  # a full sampler returns the coefficients itself
+            draws["coef"] = framework.draw_coefficients(
+                model, problem.dataset.stats, **draws, seed=rng
+            )
         deadline = time.monotonic() + options["sleep"]
         while time.monotonic() < deadline:  # stands in for a long sampling run
             time.sleep(0.05)
-        a, b = framework.draw_group_effects(ds.stats, **hyper, seed=rng)
-        if self.breaks == "shuffled":
-            a, b = a[..., ::-1], b[..., ::-1]
-        return framework.build_posterior(
-            hyper,
-            {"intercept": a, "slope": b},
-            ds,
-            np.zeros(shape, bool),
-            attrs={
-                "backend": self.name,
-                "engine": "numpy",
-                "library_versions": {"numpy": np.__version__},
-                "sampling_seconds": 0.01,
-                "seed": settings.seed,
-            },
+        attrs = {
+            "backend": self.name,
+            "engine": "numpy",
+            "library_versions": {"numpy": np.__version__},
+            "sampling_seconds": 0.01,
+            **problem.fit_attrs(settings),
+        }
+        idata = framework.complete_posterior(
+            problem, settings, draws, {"diverging": np.zeros(shape, bool)}, attrs
         )
+        if self.breaks == "shuffled":
+            idata.posterior["coef"].values[:] = idata.posterior["coef"].values[:, :, ::-1]
+        return idata
 
 
 class FakePlugin:

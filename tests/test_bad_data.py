@@ -22,7 +22,14 @@ from bad_inputs.corpus import (
 
 import framework
 from fake_backend import FakePlugin
+from framework.data.load import read_file
 from framework.runner import run
+
+
+def read_v1(path, **kw):
+    """The Dataset of `y ~ x + (x || g)` (data_spec.yaml's model) read from `path`."""
+    return read_file(path, "y ~ x + (x || g)", **kw)[1]
+
 
 REFUSED = load_cases("data")
 ACCEPTED = load_cases("accepted")
@@ -73,19 +80,19 @@ def test_odd_but_valid_data_is_accepted(case, results):
 
 
 def test_drop_removes_exactly_the_bad_rows():
-    ds = framework.read_table(HERE / "data" / "nan_values.csv", "y", "x", "g", missing="drop")
+    ds = read_v1(HERE / "data" / "nan_values.csv", missing="drop")
     assert ds.n_rows == 9 and ds.labels == ["a", "b", "c"]
     assert "dropped 3 row(s)" in ds.warnings[0]
 
 
 def test_single_row_groups_are_kept():
-    ds = framework.read_table(HERE / "data" / "singleton_groups.csv", "y", "x", "g")
+    ds = read_v1(HERE / "data" / "singleton_groups.csv")
     assert ds.labels == ["a", "b", "c", "solo", "other"]
     assert list(ds.stats.n) == [3, 3, 3, 1, 1]
 
 
 def test_odd_group_labels_are_read_exactly():
-    ds = framework.read_table(HERE / "data" / "odd_labels.csv", "y", "x", "g")
+    ds = read_v1(HERE / "data" / "odd_labels.csv")
     assert ds.labels == ODD_LABELS
     assert np.array_equal(ds.y, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 3, 2, 4, 3, 5, 4, 6])
 

@@ -8,8 +8,8 @@ from test_core_run import FAST, RAINFALL
 import framework
 from fake_backend import FakeBackend, FakePlugin
 from framework.cli import main
-from framework.comparison import compare
-from framework.spec import load_spec
+from framework.results.comparison import compare
+from framework.spec.load import load_spec
 
 
 @pytest.fixture
@@ -31,10 +31,14 @@ def test_agreeing_backends_pass_and_a_biased_one_is_flagged(backends):
     agree = compare(spec, ["same", "other-seedless"])
     assert not agree.table["flagged"].any()
     disagree = compare(spec, ["same", "biased"])
-    # A shift of 3 in intercept_mu is 6 posterior sds of the fake (sd 0.5): far beyond 4 MCSE.
-    assert "intercept_mu" in disagree.flagged["parameter"].tolist()
-    row = disagree.table.set_index("parameter").loc["intercept_mu"]
-    assert row["diff_sd"] == pytest.approx(6, rel=0.1)
+    # Every scalar parameter and every group coefficient is compared, in v2 names.
+    assert {"beta[Intercept]", "sigma", "coef[CA,Intercept]"} <= set(agree.table["parameter"])
+    assert set(agree.table["variable"]) >= {"beta", "group_sd", "sigma", "coef"}
+    # A shift of 3 in beta[Intercept] is 3 posterior sds of the fake (5% of the truth 20, sd 1):
+    # far beyond 4 MCSE.
+    assert "beta[Intercept]" in disagree.flagged["parameter"].tolist()
+    row = disagree.table.set_index("parameter").loc["beta[Intercept]"]
+    assert row["diff_sd"] == pytest.approx(3, rel=0.1)
     assert set(disagree.timings()["backend"]) == {"same", "biased"}
 
 

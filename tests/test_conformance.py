@@ -13,11 +13,12 @@ import framework
 from framework.testing import checks
 from framework.testing.conformance import (
     OTHER_SEED,
+    SUITE_CASES,
     SUITE_SETTINGS,
     BackendConformance,
     Variant,
     fit_backend,
-    suite_dataset,
+    suite_problem,
 )
 
 pytest_plugins = ["pytester"]  # to run the suite's class on a broken backend
@@ -44,6 +45,14 @@ class TestPymcConformance(BackendConformance):
 # Deliberately broken backends: each wraps a real one and breaks one promise.
 
 
+def _case(problem) -> str:
+    """Which of the suite's cases a problem is (the wrapped fits are the suite's cached ones)."""
+    for case in SUITE_CASES:
+        if suite_problem(case)[0].formula == problem.model.formula:
+            return case
+    raise ValueError(f"not a suite problem: {problem.model.formula}")
+
+
 class Wrapped:
     """A real backend behind a new name, with one thing broken."""
 
@@ -66,11 +75,9 @@ class Wrapped:
     def fit(self, problem, settings, options):
         if self.seed is not None:
             settings = replace(settings, seed=self.seed())
-        variant = Variant(problem.method, problem.parameterisation)
+        variant = Variant(problem.method, problem.parameterisation, _case(problem))
         tag = f"seed={settings.seed}" if self.seed is not None else ""
-        idata = copy.deepcopy(
-            fit_backend(self.base, problem.dataset, variant, settings, options, tag)
-        )
+        idata = copy.deepcopy(fit_backend(self.base, variant, settings, options, tag))
         if self.mutate is not None:
             idata = self.mutate(idata) or idata
         idata.posterior.attrs["backend"] = self.name
@@ -87,22 +94,28 @@ def base():
     pytest.skip(f"no real backend to wrap (installed: {', '.join(registry.names()) or 'none'})")
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return suite_dataset()
-
-
-def _fit(backend, dataset, seed=None):
+def _fit(backend, case="independent", seed=None):
     settings = SUITE_SETTINGS if seed is None else replace(SUITE_SETTINGS, seed=seed)
-    return backend.fit(
-        framework.Problem(dataset, dict(framework.DEFAULT_PRIORS)),
-        settings,
-        backend.validate_options({}),
-    )
+    model, dataset = suite_problem(case)
+    return backend.fit(framework.Problem(model, dataset), settings, backend.validate_options({}))
+
+
+def _reference(base, case):
+    """The base backend's own fit under another seed: what an honest backend agrees with."""
+    settings = replace(SUITE_SETTINGS, seed=OTHER_SEED)
+    return fit_backend(base, Variant("marginal", case=case), settings)
+
+
+def _group_terms_of_beta(post):
+    """beta at the group terms, on the group_term dim (to line up with coef)."""
+    terms = list(post.coords["group_term"].values)
+    return post["beta"].sel(term=terms).rename(term="group_term")
 
 
 def _transpose_group(idata):
-    idata.posterior["intercept"] = idata.posterior["intercept"].transpose("chain", "group", "draw")
+    idata.posterior["coef"] = idata.posterior["coef"].transpose(
+        "chain", "group", "draw", "group_term"
+    )
 
 
 def _rename_group_dim(idata):
@@ -110,8 +123,12 @@ def _rename_group_dim(idata):
 
 
 def _reverse_groups(idata):
-    for name in ("intercept", "slope"):
-        idata.posterior[name].values = idata.posterior[name].values[..., ::-1].copy()
+    idata.posterior["coef"].values = idata.posterior["coef"].values[:, :, ::-1].copy()
+
+
+def _swap_group_terms(idata):
+    # Each group's intercept and slope swapped (a backend that mixed up its column order).
+    idata.posterior["coef"].values = idata.posterior["coef"].values[..., ::-1].copy()
 
 
 def _sort_labels(idata):
@@ -120,7 +137,7 @@ def _sort_labels(idata):
 
 
 def _nan_draw(idata):
-    idata.posterior["error_sigma"].values[0, 5] = np.nan
+    idata.posterior["sigma"].values[0, 5] = np.nan
 
 
 def _drop_diverging(idata):
@@ -128,14 +145,19 @@ def _drop_diverging(idata):
 
 
 def _standardised_effects(idata):
-    # A non-centred backend that forgot to transform back: z = (effect - mu) / sigma.
+    # A non-centred backend that forgot to transform back: z = (coef - beta) / group_sd.
     post = idata.posterior
-    post["intercept"] = (post["intercept"] - post["intercept_mu"]) / post["intercept_sigma"]
-    post["slope"] = (post["slope"] - post["slope_mu"]) / post["slope_sigma"]
+    post["coef"] = (post["coef"] - _group_terms_of_beta(post)) / post["group_sd"]
+
+
+def _deviations(idata):
+    # coef returned as each group's deviation b, not its coefficients beta + b.
+    post = idata.posterior
+    post["coef"] = post["coef"] - _group_terms_of_beta(post)
 
 
 def _log_sigma(idata):
-    idata.posterior["error_sigma"] = np.log(idata.posterior["error_sigma"])
+    idata.posterior["sigma"] = np.log(idata.posterior["sigma"])
 
 
 def _with_warmup(idata):
@@ -143,77 +165,102 @@ def _with_warmup(idata):
     idata.posterior = idata.posterior.assign_coords(draw=np.arange(idata.posterior.sizes["draw"]))
 
 
-def _shift_intercept_mu(idata):
-    post = idata.posterior
-    post["intercept_mu"] = post["intercept_mu"] + post["intercept_mu"].std()
+def _shift_intercept(idata):
+    beta = idata.posterior["beta"].values  # the Intercept is the first term
+    beta[..., 0] = beta[..., 0] + beta[..., 0].std()
+
+
+def _cholesky_not_corr(idata):
+    # A backend that returned the Cholesky factor of the correlation, not the matrix itself.
+    corr = idata.posterior["group_corr"]
+    corr.values = np.linalg.cholesky(corr.values).copy()
+
+
+def _corr_identity(idata):
+    # A backend that dropped the correlation (fitted the effects as independent).
+    corr = idata.posterior["group_corr"]
+    corr.values = np.broadcast_to(np.eye(corr.shape[-1]), corr.shape).copy()
 
 
 BROKEN_POSTERIORS = [
-    # (name, mutation, whether framework.check_posterior itself refuses it, the check that must fail)
-    ("transposed-dims", _transpose_group, True, "contract"),
-    ("renamed-group-dim", _rename_group_dim, True, "contract"),
-    ("sorted-labels", _sort_labels, True, "group_order"),
-    ("shuffled-groups", _reverse_groups, False, "group_order"),
-    ("shuffled-groups", _reverse_groups, False, "recovery"),
-    ("shuffled-groups", _reverse_groups, False, "agreement"),
-    ("non-finite-draw", _nan_draw, True, "contract"),
-    ("missing-diverging", _drop_diverging, True, "contract"),
-    ("not-back-transformed", _standardised_effects, False, "group_order"),
-    ("not-back-transformed", _standardised_effects, False, "recovery"),
-    ("wrong-scale-sigma", _log_sigma, False, "recovery"),
-    ("warmup-returned", _with_warmup, False, "contract"),
-    ("biased-intercept-mu", _shift_intercept_mu, False, "agreement"),
+    # (name, mutation, case, whether framework.check_posterior itself refuses it,
+    #  the check that must fail)
+    ("transposed-dims", _transpose_group, "independent", True, "contract"),
+    ("renamed-group-dim", _rename_group_dim, "independent", True, "contract"),
+    ("sorted-labels", _sort_labels, "independent", True, "group_order"),
+    ("shuffled-groups", _reverse_groups, "independent", False, "group_order"),
+    ("shuffled-groups", _reverse_groups, "independent", False, "recovery"),
+    ("shuffled-groups", _reverse_groups, "independent", False, "agreement"),
+    ("shuffled-groups", _reverse_groups, "correlated", False, "group_order"),
+    ("swapped-group-terms", _swap_group_terms, "correlated", False, "group_order"),
+    ("swapped-group-terms", _swap_group_terms, "correlated", False, "recovery"),
+    ("non-finite-draw", _nan_draw, "independent", True, "contract"),
+    ("missing-diverging", _drop_diverging, "independent", True, "contract"),
+    ("not-back-transformed", _standardised_effects, "independent", False, "group_order"),
+    ("not-back-transformed", _standardised_effects, "independent", False, "recovery"),
+    ("deviations-not-coef", _deviations, "correlated", False, "group_order"),
+    ("deviations-not-coef", _deviations, "correlated", False, "recovery"),
+    ("wrong-scale-sigma", _log_sigma, "independent", False, "recovery"),
+    ("warmup-returned", _with_warmup, "independent", False, "contract"),
+    ("biased-intercept", _shift_intercept, "independent", False, "agreement"),
+    ("cholesky-not-corr", _cholesky_not_corr, "correlated", False, "contract"),
+    ("cholesky-not-corr", _cholesky_not_corr, "correlated", False, "agreement"),
+    ("corr-dropped", _corr_identity, "correlated", False, "recovery"),
+    ("corr-dropped", _corr_identity, "correlated", False, "agreement"),
 ]
 
 
-def _run_check(check, idata, dataset, backend_name, base_fit):
+def _run_check(check, idata, model, dataset, backend_name, base_fit):
     if check == "contract":
-        checks.check_contract(idata, dataset, backend_name, SUITE_SETTINGS)
+        checks.check_contract(idata, model, dataset, backend_name, SUITE_SETTINGS)
     elif check == "group_order":
-        checks.check_group_order(idata, dataset)
+        checks.check_group_order(idata, model, dataset)
     elif check == "recovery":
-        checks.check_recovery(idata, dataset.truth)
+        checks.check_recovery(idata, model, dataset.truth)
     elif check == "agreement":
-        checks.check_agreement(idata, base_fit)
+        checks.check_agreement(idata, base_fit, model)
 
 
 @pytest.mark.parametrize(
-    ("name", "mutate", "core_refuses", "check"),
+    ("name", "mutate", "case", "core_refuses", "check"),
     BROKEN_POSTERIORS,
-    ids=[f"{b[0]}-{b[3]}" for b in BROKEN_POSTERIORS],
+    ids=[f"{b[0]}-{b[2]}-{b[4]}" for b in BROKEN_POSTERIORS],
 )
-def test_suite_catches_broken_posterior(base, dataset, name, mutate, core_refuses, check):
+def test_suite_catches_broken_posterior(base, name, mutate, case, core_refuses, check):
+    model, dataset = suite_problem(case)
     broken = Wrapped(base, f"broken-{name}", mutate)
-    idata = _fit(broken, dataset)
-    reference = fit_backend(base, dataset, settings=replace(SUITE_SETTINGS, seed=OTHER_SEED))
+    idata = _fit(broken, case)
+    reference = _reference(base, case)
     if core_refuses:
         with pytest.raises(framework.PosteriorContractError, match=f"broken-{name}"):
-            framework.check_posterior(idata, dataset, broken.name)
+            framework.check_posterior(idata, model, dataset, broken.name)
     with pytest.raises(AssertionError):
-        _run_check(check, idata, dataset, broken.name, reference)
+        _run_check(check, idata, model, dataset, broken.name, reference)
 
 
-def test_the_unbroken_wrapper_passes_every_check(base, dataset):
+@pytest.mark.parametrize("case", SUITE_CASES)
+def test_the_unbroken_wrapper_passes_every_check(base, case):
     """The control: the same wrapper with nothing broken passes, so the failures above are real."""
+    model, dataset = suite_problem(case)
     honest = Wrapped(base, "honest")
-    idata = _fit(honest, dataset)
-    reference = fit_backend(base, dataset, settings=replace(SUITE_SETTINGS, seed=OTHER_SEED))
-    framework.check_posterior(idata, dataset, honest.name)
+    idata = _fit(honest, case)
+    reference = _reference(base, case)
+    framework.check_posterior(idata, model, dataset, honest.name)
     for check in ("contract", "group_order", "recovery", "agreement"):
-        _run_check(check, idata, dataset, honest.name, reference)
-    checks.check_seed(idata, _fit(honest, dataset), _fit(honest, dataset, OTHER_SEED))
+        _run_check(check, idata, model, dataset, honest.name, reference)
+    checks.check_seed(idata, _fit(honest, case), _fit(honest, case, OTHER_SEED))
 
 
-def test_seed_ignored_with_a_fixed_seed_is_caught(base, dataset):
+def test_seed_ignored_with_a_fixed_seed_is_caught(base):
     broken = Wrapped(base, "fixed-seed", seed=lambda: 12345)
-    first, repeat, other = (_fit(broken, dataset, s) for s in (1, 1, 2))
+    first, repeat, other = (_fit(broken, seed=s) for s in (1, 1, 2))
     with pytest.raises(AssertionError, match="different seed gave identical draws"):
         checks.check_seed(first, repeat, other)
 
 
-def test_seed_ignored_with_fresh_entropy_is_caught(base, dataset):
+def test_seed_ignored_with_fresh_entropy_is_caught(base):
     broken = Wrapped(base, "entropy-seed", seed=lambda: secrets.randbelow(2**31))
-    first, repeat, other = (_fit(broken, dataset, s) for s in (1, 1, 2))
+    first, repeat, other = (_fit(broken, seed=s) for s in (1, 1, 2))
     with pytest.raises(AssertionError, match="same seed gave different draws"):
         checks.check_seed(first, repeat, other)
 
@@ -269,12 +316,13 @@ def test_the_class_fails_a_broken_backend(base, pytester):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
     failed = sorted(r.nodeid.split("::")[-1] for r in result.reprec.getreports("pytest_runtest_logreport")
                     if r.failed)  # fmt: skip
+    # Shuffled groups break the same three checks on both of the suite's models.
     assert failed == [
-        "test_agreement_with_reference[marginal]",
-        "test_group_order[marginal]",
-        "test_recovery[marginal]",
+        f"test_{check}[{case}-marginal]"
+        for check in ("agreement_with_reference", "group_order", "recovery")
+        for case in ("correlated", "independent")
     ]
-    result.assert_outcomes(passed=6, failed=3)
+    result.assert_outcomes(passed=8, failed=6)
 
 
 class TestNumpyroConformance(BackendConformance):

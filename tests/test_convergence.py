@@ -6,7 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from framework.convergence import diagnostics
+from framework.results.convergence import diagnostics, mcse_mean
 
 
 @pytest.fixture(scope="module", params=[400, 399], ids=["even-draws", "odd-draws"])
@@ -37,7 +37,7 @@ def test_matches_arviz(chains):
 
 def test_chunks_do_not_change_the_answer(chains, monkeypatch):
     whole = diagnostics(chains)
-    monkeypatch.setattr("framework.convergence.CHUNK", 5)
+    monkeypatch.setattr("framework.results.convergence.CHUNK", 5)
     for a, b in zip(whole, diagnostics(chains), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)  # FFT sizes differ by batch: rounding only
 
@@ -55,3 +55,9 @@ def test_too_few_draws_give_nan_not_a_crash(draws):
     x = np.random.default_rng(1).normal(size=(4, draws, 3))
     for values in diagnostics(x):
         assert values.shape == (3,) and np.isnan(values).all()
+
+
+def test_mcse_of_the_mean_matches_arviz(chains):
+    mcse = mcse_mean(chains)
+    for i in range(chains.shape[2]):
+        assert mcse[i] == pytest.approx(az.mcse(chains[..., i], method="mean"), rel=1e-10)

@@ -13,8 +13,8 @@ import pytest
 
 import framework
 from fake_backend import FakeBackend, FakePlugin
-from framework.estimates import group_estimates
-from framework.forecasts import forecast, mixture_quantiles
+from framework.results.estimates import group_estimates
+from framework.results.forecasts import forecast, mixture_quantiles
 from framework.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,28 +53,40 @@ def test_run_writes_every_output(result):
     diag = json.loads((result.output_dir / "diagnostics.json").read_text())
     assert diag["backend"] == "fake" and diag["seed"] == 1234
     assert len(diag["spec_sha256"]) == 64 and len(diag["data_sha256"]) == 64
-    assert set(diag["parameters"]) >= set(framework.HYPERPARAMETERS)
+    assert set(diag["parameters"]) >= set(_labels(result.model))
     est = pd.read_csv(result.output_dir / "estimates.csv", keep_default_na=False)
-    assert list(est["group"][:5]) == ["AL", "AK", "AZ", "AR", "CA"]
-    assert len(est) == 51
+    # One row per group and group term, groups in the data's order (not sorted).
+    assert list(est["group"].unique()[:5]) == ["AL", "AK", "AZ", "AR", "CA"]
+    assert est["group"].nunique() == 51
+    assert len(est) == 51 * len(result.model.group_term_names)
+    assert list(est["term"][:2]) == result.model.group_term_names
+
+
+def _labels(model):
+    """The model's scalar parameters as the outputs name them, e.g. beta[Intercept], sigma."""
+    return [model.label(v, sel) for v, sel in model.hyperparameters()]
 
 
 def test_estimates_are_the_draws_summarised(result):
     post = result.idata.posterior
-    draws = post["slope"].values.reshape(-1, 51)
-    est = group_estimates(result.idata)
-    np.testing.assert_allclose(est["slope_mean"], draws.mean(axis=0))
-    np.testing.assert_allclose(est["slope_sd"], draws.std(axis=0, ddof=1))
-    np.testing.assert_allclose(est["slope_q95"], np.quantile(draws, 0.95, axis=0))
+    model = result.model
+    est = group_estimates(result.idata, model)
+    for term in model.group_term_names:  # each group's slope (and intercept) coefficient
+        draws = post["coef"].sel(group_term=term).values.reshape(-1, 51)
+        rows = est[est["term"] == term]
+        assert list(rows["group"]) == list(post.coords["group"].values)
+        np.testing.assert_allclose(rows["mean"], draws.mean(axis=0))
+        np.testing.assert_allclose(rows["sd"], draws.std(axis=0, ddof=1))
+        np.testing.assert_allclose(rows["q95"], np.quantile(draws, 0.95, axis=0))
 
 
 def test_forecast_for_a_fitted_group_matches_direct_computation(result):
     post = result.idata.posterior
-    ca = list(post.coords["group"].values).index("CA")
-    a = post["intercept"].values[..., ca].ravel()
-    b = post["slope"].values[..., ca].ravel()
-    s = post["error_sigma"].values.ravel()
-    row = forecast(result.idata, "CA", 16.0)
+    intercept, slope = result.model.group_term_names  # y ~ x + (x || g): both terms by group
+    a = post["coef"].sel(group="CA", group_term=intercept).values.ravel()
+    b = post["coef"].sel(group="CA", group_term=slope).values.ravel()
+    s = post["sigma"].values.ravel()
+    row = forecast(result.idata, result.model, "CA", {"x": 16.0})
     assert row["source"] == "fitted"
     # Mean and variance of a mixture of Normal(a + 16 b, s): the law of total variance.
     assert row["mean"] == pytest.approx(np.mean(a + 16 * b), rel=1e-12)
@@ -90,17 +102,22 @@ def test_forecast_for_a_fitted_group_matches_direct_computation(result):
 
 
 def test_forecast_for_a_new_group_uses_the_population(result):
-    post = result.idata.posterior
-    row = forecast(result.idata, "PR", 16.0)
+    post, model = result.idata.posterior, result.model
+    row = forecast(result.idata, model, "PR", {"x": 16.0})
     assert row["source"] == "population"
-    mu = (post["intercept_mu"] + 16 * post["slope_mu"]).values.ravel()
+    intercept, slope = model.term_names
+    beta, sd = post["beta"], post["group_sd"]
+    mu = (beta.sel(term=intercept) + 16 * beta.sel(term=slope)).values.ravel()
+    # Independent effects: a new group adds sd_a^2 + (16 sd_b)^2 to each draw's variance.
     var = (
-        post["intercept_sigma"] ** 2 + (16 * post["slope_sigma"]) ** 2 + post["error_sigma"] ** 2
+        sd.sel(group_term=intercept) ** 2
+        + (16 * sd.sel(group_term=slope)) ** 2
+        + post["sigma"] ** 2
     ).values.ravel()
     assert row["mean"] == pytest.approx(mu.mean())
     assert row["sd"] == pytest.approx(np.sqrt(np.var(mu) + var.mean()))
     with pytest.raises(framework.UserError, match="not in the data"):
-        forecast(result.idata, "PR", 16.0, new_groups="error")
+        forecast(result.idata, model, "PR", {"x": 16.0}, new_groups="error")
 
 
 def test_mixture_quantiles_of_a_single_normal():
@@ -135,8 +152,9 @@ def test_result_forecast_method_and_cli_forecast_agree(result):
 
 def test_recovery_reports_truth_and_coverage(result):
     rec = result.recovery
-    assert list(rec["parameter"]) == list(framework.HYPERPARAMETERS)
-    assert rec["truth"].tolist() == [20.0, 5.0, 1.0, 0.5, 5.0]
+    assert list(rec["parameter"]) == _labels(result.model)
+    # The spec's v1 truth in v2 order: beta (Intercept, slope), group_sd (same), sigma.
+    assert rec["truth"].tolist() == [20.0, 1.0, 5.0, 0.5, 5.0]
     assert ((rec["q5"] <= rec["truth"]) & (rec["truth"] <= rec["q95"])).tolist() == rec[
         "covered"
     ].tolist()
@@ -145,7 +163,7 @@ def test_recovery_reports_truth_and_coverage(result):
 def test_same_seed_same_result_and_written_spec_reruns(result, tmp_path):
     again = run(result.output_dir / "spec.yaml", ["output.plots=false"], write=False)
     np.testing.assert_array_equal(
-        again.idata.posterior["intercept"].values, result.idata.posterior["intercept"].values
+        again.idata.posterior["coef"].values, result.idata.posterior["coef"].values
     )
 
 

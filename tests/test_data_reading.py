@@ -7,7 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework import GroupStats, read_table
+from framework.data.load import read_file
+from framework.model.statistics import GroupStats
+
+
+def read_table(path, response, predictor, group, **kw):
+    """The Dataset of the v1 model `response ~ predictor + (predictor || group)`."""
+    return read_file(path, f"{response} ~ {predictor} + ({predictor} || {group})", **kw)[1]
 
 
 def test_parquet_dictionary_groups_keep_order_of_first_appearance(tmp_path):
@@ -25,8 +31,8 @@ def test_parquet_dictionary_groups_keep_order_of_first_appearance(tmp_path):
     ds = read_table(tmp_path / "d.parquet", "y", "x", "g")
     assert ds.labels == ["NY", "CA", "AK"]
     assert ds.codes.tolist() == [0, 1, 0, 2, 1, 2]
-    ref = GroupStats.from_rows(ds.codes, ds.x, ds.y, 3)
-    np.testing.assert_allclose(ds.stats.sxy, ref.sxy)
+    ref = GroupStats.from_rows(ds.codes, np.column_stack([ds.X, ds.y]), 3)
+    np.testing.assert_allclose(ds.stats.cross, ref.cross)
 
 
 def test_integer_group_column_becomes_text_labels(tmp_path):

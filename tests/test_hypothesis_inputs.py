@@ -3,7 +3,9 @@
 A fixed, derandomised budget keeps CI repeatable. The only exceptions allowed to
 escape are framework.SpecError (spec loader) and PriorError (prior parser); a
 prior that parses renders as a family name and numbers only, and the generated
-Stan program contains only template text.
+Stan program contains only template text (nothing of the formula, the column
+names or the priors a user wrote). Specs are damaged in both forms: v1
+(response/predictor/group) and v2 (formula, categorical, priors by class).
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework import FAMILIES, HYPERPARAMETERS, SpecError
-from framework.priors import Prior, PriorError, parse_prior
-from framework.spec import validate_spec
-from framework.yaml_source import parse_yaml
+from framework import FAMILIES, Column, ModelError, SpecError
+from framework.model.model import build_model
+from framework.model.prior_classes import (
+    BETA,
+    GROUP_CORR,
+    GROUP_SD,
+    LKJ,
+    V1_ALIASES,
+    parse_lkj,
+    parse_priors,
+)
+from framework.model.priors import Prior, PriorError, parse_prior
+from framework.spec.load import validate_spec
+from framework.spec.yaml_source import parse_yaml
 
 BUDGET = settings(
     max_examples=200,
@@ -57,6 +69,41 @@ VALID = {
     "forecasts": [{"group": "g1", "x": 3}],
     "output": {"plots": False},
 }
+VALID_V2 = {
+    "name": "prop2",
+    "data": {
+        "simulate": {
+            "groups": 3,
+            "columns": {"x": [0, 1, 2], "c": {"levels": ["a", "b"]}},
+            "rows_per_group": 4,
+            "seed": 1,
+            "truth": {
+                "beta": {"Intercept": 0, "x": 1, "c[b]": 0.5},
+                "group_sd": {"Intercept": 1, "x": 0.5},
+                "group_corr": {"Intercept,x": 0.3},
+                "sigma": 1,
+            },
+        }
+    },
+    "model": {
+        "formula": "y ~ x + c + (x | g)",
+        "family": "gaussian",
+        "categorical": {"c": {"reference": "a"}},
+        "priors": {
+            "beta": {"Intercept": "normal(0, 100)", "default": "normal(0, 10)"},
+            "group_sd": "half_normal(5)",
+            "group_corr": "lkj(2)",
+            "sigma": "exponential(1)",
+        },
+    },
+    "backend": {"name": "fake", "options": {}},
+    "sampler": {"chains": 2, "draws": 10, "seed": 1, "target_accept": 0.8},
+    "forecasts": [{"group": "g1", "at": {"x": 3, "c": "b"}}],
+    "output": {"plots": False},
+}
+VALID_SPECS = st.sampled_from([VALID, VALID_V2])
+# Prior classes, and whether each is a standard deviation (positive).
+CLASSES = {BETA: False, GROUP_SD: True, "sigma": True}
 KEYS = sorted(
     {
         "name",
@@ -90,7 +137,25 @@ KEYS = sorted(
         "sigma",
         "lower",
         "upper",
-        *HYPERPARAMETERS,
+        *V1_ALIASES,
+        *CLASSES,
+        GROUP_CORR,
+        "formula",
+        "family",
+        "categorical",
+        "reference",
+        "parameterisation",
+        "columns",
+        "rows_per_group",
+        "levels",
+        "values",
+        "normal",
+        "uniform",
+        "at",
+        "default",
+        "Intercept",
+        "c[b]",
+        "eta",
         "lines",
         "raw",
         "source",
@@ -113,6 +178,12 @@ leaves = (
             "\x00",
             "runs/../../etc",
             "!!python/name:os.system",
+            "y ~ x + (x | g)",
+            "y ~ x * c + (1 | g)",
+            "y ~ exp(x) + (x | g)",
+            "y ~ x + (x | g/h)",
+            "lkj(2)",
+            "lkj(0)",
         ]
     )
 )
@@ -210,16 +281,18 @@ def test_validate_spec_of_any_structure_raises_only_spec_error(raw):
 
 
 @BUDGET
-@given(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4), structures)
-def test_validate_spec_of_a_damaged_valid_spec_raises_only_spec_error(path, value):
-    _validate_or_spec_error(_set_path(VALID, path, value))
+@given(VALID_SPECS, st.lists(st.sampled_from(KEYS), min_size=1, max_size=4), structures)
+def test_validate_spec_of_a_damaged_valid_spec_raises_only_spec_error(valid, path, value):
+    _validate_or_spec_error(_set_path(valid, path, value))
 
 
 @BUDGET
-@given(structures)
-def test_damaged_spec_round_trips_through_yaml(value):
+@given(VALID_SPECS, st.sampled_from([["sampler", "chains"], ["model", "formula"],
+                                     ["model", "priors", "beta"], ["model", "categorical"]]),
+       structures)  # fmt: skip
+def test_damaged_spec_round_trips_through_yaml(valid, path, value):
     # The same damage written as YAML text and parsed back: same answer, a SpecError or a Spec.
-    raw = _set_path(VALID, ["sampler", "chains"], value)
+    raw = _set_path(valid, path, value)
     try:
         text = yaml.safe_dump(raw, allow_unicode=True)
     except yaml.YAMLError:
@@ -282,10 +355,10 @@ prior_input = prior_text | prior_mapping | structures | st.text(max_size=300)
 
 
 @BUDGET
-@given(prior_input, st.sampled_from(HYPERPARAMETERS))
+@given(prior_input, st.sampled_from(sorted(CLASSES)))
 def test_parse_prior_raises_only_prior_error(value, parameter):
     try:
-        prior = parse_prior(value, parameter)
+        prior = parse_prior(value, parameter, CLASSES[parameter])
     except PriorError as exc:
         assert "\n" not in str(exc)
         return
@@ -296,7 +369,7 @@ def test_parse_prior_raises_only_prior_error(value, parameter):
 @given(
     st.sampled_from(sorted(FAMILIES)),
     st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=3),
-    st.sampled_from(HYPERPARAMETERS),
+    st.sampled_from(sorted(CLASSES)),
 )
 def test_every_valid_prior_renders_as_family_and_numbers(family, args, parameter):
     n = len(FAMILIES[family].params)
@@ -304,6 +377,7 @@ def test_every_valid_prior_renders_as_family_and_numbers(family, args, parameter
         prior = parse_prior(
             {"dist": family, **dict(zip(FAMILIES[family].params, (args * 3)[:n], strict=True))},
             parameter,
+            CLASSES[parameter],
         )
     except PriorError:
         return
@@ -315,7 +389,70 @@ def _check_rendering(prior: Prior, parameter: str):
     assert RENDERED.match(text), text
     assert all(isinstance(a, float) for a in prior.args)
     # The text reads back as exactly the same prior: nothing is lost by rendering.
-    assert parse_prior(text, parameter) == prior
+    assert parse_prior(text, parameter, CLASSES[parameter]) == prior
+
+
+lkj_input = (
+    st.builds(
+        lambda a: f"lkj({a})", st.sampled_from(["0", "1", "-1", "2.5", "1e400", "nan", "x", ""])
+    )
+    | st.builds(
+        lambda v: {"dist": "lkj", "eta": v}, st.floats() | st.integers() | st.text(max_size=3)
+    )
+    | structures
+)
+
+
+@BUDGET
+@given(lkj_input)
+def test_parse_lkj_raises_only_prior_error(value):
+    try:
+        lkj = parse_lkj(value)
+    except PriorError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert lkj.eta > 0 and parse_lkj(str(lkj)) == lkj  # renders as lkj(number) and reads back
+
+
+@BUDGET
+@given(
+    st.dictionaries(
+        st.sampled_from([*CLASSES, GROUP_CORR, *V1_ALIASES, "betaa"]) | st.text(max_size=6),
+        prior_text | prior_mapping | lkj_input
+        | st.dictionaries(st.sampled_from(["Intercept", "x", "default", "c[b]"]) | st.text(max_size=4),
+                          prior_text | prior_mapping, max_size=3),
+        max_size=4,
+    )
+)  # fmt: skip
+def test_parse_priors_by_class_raises_only_prior_error(raw):
+    try:
+        parsed = parse_priors(raw, ("sigma",))
+    except PriorError as exc:
+        assert "\n" not in str(exc)
+        return
+    for key, value in parsed.items():
+        values = value.values() if isinstance(value, dict) else [value]
+        for prior in values:
+            assert isinstance(prior, LKJ if key == GROUP_CORR else Prior)
+
+
+# Formulas of every program shape: q = 1, 2 and 3 group terms, independent and correlated.
+# Column names no Stan program would use, so finding one in a program means it was pasted in.
+FORMULAS = [
+    "outcome ~ dose + (1 | patient)",
+    "outcome ~ dose + (dose || patient)",
+    "outcome ~ dose + (dose | patient)",
+    "outcome ~ dose + clinic + dose:clinic + (dose | patient)",
+    "outcome ~ dose + weight + (dose + weight | patient)",
+    "outcome ~ dose + weight + (dose + weight || patient)",
+]
+STAND_IN = {
+    "outcome": Column("outcome", "numeric"),
+    "dose": Column("dose", "numeric"),
+    "weight": Column("weight", "numeric"),
+    "clinic": Column("clinic", "categorical", ("north", "south", "east")),
+    "patient": Column("patient", "categorical"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -323,41 +460,74 @@ def stan_program():
     program = pytest.importorskip(
         "framework_stan.program", reason="the Stan backend plugin is not installed"
     )
-    families = sorted(set(FAMILIES) & set(program.STATEMENTS))
+    families = tuple(sorted(set(FAMILIES) & set(program.STATEMENTS)))
     universe = set()
     for method in program.METHODS:
         for parameterisation in program.PARAMETERISATIONS:
-            for family in families:
-                text = program.generate(
-                    method, parameterisation, dict.fromkeys(HYPERPARAMETERS, family)
-                )
-                universe.update(text.splitlines())
+            for q, correlated in ((1, False), (2, False), (2, True), (3, False), (3, True)):
+                shape = program.Shape(method, parameterisation, q, correlated, families)
+                universe.update(program.generate(shape).splitlines())
     return program, universe
+
+
+# Priors that parse (every family: real-line ones for beta, positive ones for the standard
+# deviations), so that enough generated specs get as far as a program; junk priors test
+# the refusals above.
+REAL_PRIORS = st.sampled_from(
+    ["normal(0, 1e3)", "student_t(3, 0, 2.5)", "cauchy(0, 5)", "uniform(-10, 100)"]
+)
+POSITIVE_PRIORS = st.sampled_from(
+    ["uniform(0, 100)", "half_normal(5)", "half_cauchy(2)", "half_student_t(3, 1)",
+     "exponential(0.5)", "gamma(2, 0.1)", "inv_gamma(1, 1)", "lognormal(0, 1)"]
+)  # fmt: skip
+
+
+def class_prior(good):
+    """A class's prior: mostly one that parses, as text or by term with a default; else junk."""
+    by_term = st.fixed_dictionaries({"Intercept": good, "default": good | prior_text})
+    return good | good | by_term | prior_text | prior_mapping
 
 
 @BUDGET
 @given(
-    st.fixed_dictionaries({h: prior_text | prior_mapping for h in HYPERPARAMETERS}),
+    st.fixed_dictionaries(
+        {
+            BETA: class_prior(REAL_PRIORS),
+            GROUP_SD: class_prior(POSITIVE_PRIORS),
+            "sigma": class_prior(POSITIVE_PRIORS),
+        }
+    ),
+    st.sampled_from(FORMULAS),
     st.sampled_from(["marginal", "full"]),
     st.sampled_from(["centred", "non_centred"]),
 )
 def test_generated_stan_program_holds_only_template_text(
-    stan_program, priors, method, parameterisation
+    stan_program, priors, formula, method, parameterisation
 ):
     program, universe = stan_program
-    raw = _set_path(VALID, ["model", "priors"], priors)
+    raw = _set_path(VALID_V2, ["model", "priors"], priors)
+    raw = _set_path(raw, ["model", "formula"], formula)
+    raw["forecasts"] = []
+    used = [c for c in ("dose", "weight", "clinic") if c in formula]
+    levels = {"levels": list(STAND_IN["clinic"].levels)}
+    raw["data"]["simulate"]["columns"] = {c: levels if c == "clinic" else [0, 1, 2] for c in used}
+    raw["model"]["categorical"] = {"clinic": {"reference": "north"}} if "clinic" in used else {}
     try:
         spec = validate_spec(raw)
-    except SpecError:
+        model = build_model(
+            spec.model.parsed_formula(), STAND_IN, spec.model.family, spec.model.priors
+        )
+    except (SpecError, ModelError):
         return
-    parsed = {h: spec.model.prior(h) for h in HYPERPARAMETERS}
 
-    class Problem:  # what program_for and data_for read
+    class Problem:  # what program_for reads
         pass
 
     problem = Problem()
-    problem.priors, problem.method, problem.parameterisation = parsed, method, parameterisation
+    problem.model, problem.method, problem.parameterisation = model, method, parameterisation
     code = program.program_for(problem)
     assert set(code.splitlines()) <= universe
-    for h in HYPERPARAMETERS:
-        assert program.prior_data_name(h) in code
+    for name in STAND_IN:  # nothing the user named (columns, levels, terms) is in the program
+        assert name not in code, name
+    for level in STAND_IN["clinic"].levels:
+        assert level not in code, level

@@ -142,9 +142,21 @@ def test_signal_during_sampling_exits_130_and_keeps_previous_results(previous, s
     assert leftovers(target) == []
 
 
-@pytest.fixture(scope="module")
-def stan_ready(tmp_path_factory):
-    """Skip unless the Stan backend can run here; compile (or find in the cache) its program."""
+def _engines() -> list:
+    """pystan, and cmdstanpy where a CmdStan installation is found (else skipped, saying why)."""
+    try:
+        from framework_stan import engines
+    except ImportError:
+        return ["pystan", "cmdstanpy"]  # stan_ready skips both: the plugin is not installed
+    ok, reason = engines.cmdstan_status()
+    skip = pytest.mark.skipif(not ok, reason=f"CmdStan not installed: {reason}")
+    return ["pystan", pytest.param("cmdstanpy", marks=skip)]
+
+
+@pytest.fixture(scope="module", params=_engines())
+def stan_ready(request, tmp_path_factory):
+    """The Stan engine to test, once it is known to run here and its program is compiled."""
+    engine = request.param
     plugin = pytest.importorskip(
         "framework_stan", reason="the Stan backend plugin is not installed"
     )
@@ -154,19 +166,22 @@ def stan_ready(tmp_path_factory):
     # Warm-up: compiles the program once (cached in FRAMEWORK_CACHE_DIR), then samples a little.
     out = tmp_path_factory.mktemp("warmup") / "run"
     proc = _start(
-        ["run", str(SPEC), "-q", "-o", str(out), *_stan_settings(draws=20, seed=1)],
+        ["run", str(SPEC), "-q", "-o", str(out), *_stan_settings(engine, draws=20, seed=1)],
         {"FRAMEWORK_LOAD_PLUGINS": "stan"},
         fake=False,
     )
     _, err = proc.communicate(timeout=900)
     if proc.returncode != 0:
-        pytest.fail(f"the Stan warm-up run failed:\n{err}")
+        pytest.fail(f"the Stan warm-up run ({engine}) failed:\n{err}")
+    return engine
 
 
-def _stan_settings(draws: int, seed: int) -> list[str]:
+def _stan_settings(engine: str, draws: int, seed: int) -> list[str]:
     return [
         "--set",
         "backend.name=stan",
+        "--set",
+        f"backend.options.engine={engine}",
         "--set",
         "sampler.method=full",
         "--set",
@@ -214,9 +229,10 @@ def _group_alive(pgid: int) -> bool:
 def test_signal_during_real_stan_sampling(previous, stan_ready, sig, to_group):
     target, before = previous
     # A fresh seed: httpstan answers a repeated (program, data, seed) request from its fit store.
+    # The engine is `stan_ready`'s: pystan, and cmdstanpy where CmdStan is installed.
     seed = secrets.randbelow(2**31)
     proc = _start(
-        ["run", str(SPEC), "-o", str(target), *_stan_settings(draws=30_000, seed=seed)],
+        ["run", str(SPEC), "-o", str(target), *_stan_settings(stan_ready, draws=30_000, seed=seed)],
         {"FRAMEWORK_LOAD_PLUGINS": "stan"},
         fake=False,
     )
@@ -244,6 +260,7 @@ def test_signal_during_real_stan_sampling(previous, stan_ready, sig, to_group):
     assert leftovers(target) == []
     time.sleep(0.5)
     assert not _group_alive(proc.pid), "sampler processes outlived the run"
-    # The backend kills httpstan's workers at once: ~0.5 s here, most of it the interpreter's
-    # exit. The chains had ~30 s of their 31,000 iterations left, so waiting for them fails.
+    # The backend kills httpstan's workers, or the CmdStan chain processes, at once: ~0.5 s
+    # here, most of it the interpreter's exit. The chains had ~30 s of their 31,000 iterations
+    # left, so waiting for them fails.
     assert delay < 5, f"the run stopped {delay:.1f} s after {sig.name}: Stan finished its chains"

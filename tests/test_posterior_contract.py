@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import framework
-from framework import Dataset, build_posterior, check_posterior
+from framework import Column, Dataset, build_model, build_posterior, check_posterior
 
 ATTRS = {
     "backend": "t",
@@ -15,63 +15,122 @@ ATTRS = {
     "sampling_seconds": 1.0,
     "seed": 1,
 }
+COLUMNS = {
+    "y": Column("y", "numeric"),
+    "x": Column("x", "numeric"),
+    "g": Column("g", "categorical"),
+}
+SHAPE = (2, 3)
+
+
+def _model(formula="y ~ x + (x || g)"):
+    return build_model(formula, COLUMNS)
 
 
 @pytest.fixture
-def dataset():
-    return Dataset(y=[1.0, 2, 3, 4], x=[0.0, 1, 0, 1], codes=[0, 0, 1, 1], labels=["b", "a"])
+def model():
+    return _model()
 
 
-def _idata(dataset, **change):
-    shape = (2, 3)
-    hyper = {k: np.ones(shape) for k in framework.HYPERPARAMETERS}
-    effects = {"intercept": np.zeros(shape + (2,)), "slope": np.zeros(shape + (2,))}
-    hyper.update({k: v for k, v in change.items() if k in hyper})
-    effects.update({k: v for k, v in change.items() if k in effects})
-    return build_posterior(
-        hyper, effects, dataset, np.zeros(shape, bool), attrs=change.get("attrs", ATTRS)
+@pytest.fixture
+def dataset(model):
+    x = np.array([0.0, 1, 0, 1, 2, 3])
+    return Dataset(
+        labels=["b", "a"],
+        y=[1.0, 2, 3, 4, 5, 7],
+        X=model.design({"x": x}),
+        codes=[0, 0, 1, 1, 0, 1],
+        group="g",
     )
 
 
-def test_a_well_formed_posterior_passes(dataset):
-    idata = _idata(dataset)
-    check_posterior(idata, dataset, "t")
+def _draws(model, n_groups=2):
+    """Valid natural-scale draws of every posterior variable of `model`."""
+    draws = {}
+    for name, dims in model.variables().items():
+        size = tuple(n_groups if d == "group" else model.n_group_terms for d in dims)
+        if name == "beta":
+            size = (model.n_terms,)
+        draws[name] = np.ones(SHAPE + size)
+    if "group_corr" in draws:
+        draws["group_corr"] = np.broadcast_to(
+            np.eye(model.n_group_terms), draws["group_corr"].shape
+        )
+    return draws
+
+
+def _idata(model, dataset, attrs=ATTRS):
+    return build_posterior(model, dataset, _draws(model), np.zeros(SHAPE, bool), attrs=attrs)
+
+
+def test_a_well_formed_posterior_passes(model, dataset):
+    idata = _idata(model, dataset)
+    check_posterior(idata, model, dataset, "t")
     assert list(idata.posterior.coords["group"].values) == ["b", "a"]
+    assert list(idata.posterior.coords["term"].values) == model.term_names
+    # Without the rows the per-group statistics stand in for them, and still pass.
+    lean = dataset.without_rows()
+    check_posterior(_idata(model, lean), model, lean, "t")
 
 
 @pytest.mark.parametrize(
     "breakage, message",
     [
-        (lambda d, i: i.posterior.drop_vars("slope_mu"), "slope_mu' is missing"),
+        (lambda i: i.posterior.drop_vars("group_sd"), "'group_sd' is missing"),
+        (lambda i: i.posterior.assign(sigma=-i.posterior["sigma"]), "'sigma' has values <= 0"),
         (
-            lambda d, i: i.posterior.assign(error_sigma=-i.posterior["error_sigma"]),
-            "error_sigma' has values <= 0",
+            lambda i: i.posterior.assign(group_sd=-i.posterior["group_sd"]),
+            "'group_sd' has values <= 0",
+        ),
+        (lambda i: i.posterior.assign(coef=i.posterior["coef"] * np.nan), "non-finite"),
+        (
+            lambda i: i.posterior.assign_coords(group=["a", "b"]),
+            "group labels in the dataset's order",
         ),
         (
-            lambda d, i: i.posterior.assign(intercept=i.posterior["intercept"] * np.nan),
-            "non-finite",
+            lambda i: i.posterior.assign_coords(term=["x", "Intercept"]),
+            "'term' coordinate does not list the model's names",
         ),
-        (lambda d, i: i.posterior.assign_coords(group=["a", "b"]), "order"),
-        (lambda d, i: i.posterior.rename({"group": "state"}), "dims"),
-        (
-            lambda d, i: i.posterior.assign(intercept_mu=i.posterior["intercept"]),
-            "intercept_mu' has dims",
-        ),
+        (lambda i: i.posterior.rename({"group": "state"}), "dims"),
+        (lambda i: i.posterior.assign(beta=i.posterior["coef"]), "'beta' has dims"),
     ],
 )
-def test_broken_posteriors_are_refused_naming_the_backend(dataset, breakage, message):
-    idata = _idata(dataset)
-    idata.posterior = breakage(dataset, idata)
+def test_broken_posteriors_are_refused_naming_the_backend(model, dataset, breakage, message):
+    idata = _idata(model, dataset)
+    idata.posterior = breakage(idata)
     with pytest.raises(framework.PosteriorContractError, match=rf"backend 'plugin-x'.*{message}"):
-        check_posterior(idata, dataset, "plugin-x")
+        check_posterior(idata, model, dataset, "plugin-x")
 
 
-def test_missing_groups_and_attrs_are_refused(dataset):
-    idata = _idata(dataset, attrs={"backend": "t"})
+def test_a_correlated_model_needs_a_valid_group_corr(dataset):
+    model = _model("y ~ x + (x | g)")
+    idata = _idata(model, dataset)
+    check_posterior(idata, model, dataset, "t")
+    bad = idata.posterior["group_corr"].copy(data=np.full(idata.posterior["group_corr"].shape, 1.5))
+    idata.posterior = idata.posterior.assign(group_corr=bad)
+    with pytest.raises(framework.PosteriorContractError, match="'group_corr' has values outside"):
+        check_posterior(idata, model, dataset, "p")
+    idata.posterior = idata.posterior.drop_vars("group_corr")
+    with pytest.raises(framework.PosteriorContractError, match="'group_corr' is missing"):
+        check_posterior(idata, model, dataset, "p")
+
+
+def test_missing_groups_and_attrs_are_refused(model, dataset):
+    idata = _idata(model, dataset, attrs={"backend": "t"})
     del idata.sample_stats
+    del idata.observed_data
     with pytest.raises(framework.PosteriorContractError) as err:
-        check_posterior(idata, dataset, "p")
+        check_posterior(idata, model, dataset, "p")
     assert "sample_stats' is missing" in str(err.value)
+    assert "observed_data' is missing" in str(err.value)
     assert "attrs missing: engine" in str(err.value)
     with pytest.raises(framework.PosteriorContractError, match="expected arviz.InferenceData"):
-        check_posterior({"posterior": 1}, dataset, "p")
+        check_posterior({"posterior": 1}, model, dataset, "p")
+
+
+def test_a_posterior_without_rows_needs_the_group_statistics(model, dataset):
+    lean = dataset.without_rows()
+    idata = _idata(model, lean)
+    idata.constant_data = idata.constant_data.drop_vars("cross")
+    with pytest.raises(framework.PosteriorContractError, match="constant_data.cross is missing"):
+        check_posterior(idata, model, lean, "p")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import framework
-from framework.testing import checks, simulated_dataset
+from framework.testing import checks, simulated_problem
 from framework.testing.conformance import find_backend
 
 
@@ -40,20 +40,20 @@ class FakeBackend:
     def fit(self, problem, settings, options):
         rng = np.random.default_rng(settings.seed)
         shape = (settings.chains, settings.draws)
-        truth = problem.dataset.truth
-        hyper = {
-            k: truth[k] * np.exp(0.01 * rng.standard_normal(shape))
-            for k in framework.HYPERPARAMETERS
+        model, truth = problem.model, problem.dataset.truth
+
+        def near(values):
+            return np.asarray(values) * np.exp(0.01 * rng.standard_normal(shape + np.shape(values)))
+
+        draws = {
+            "beta": near([truth["beta"][t] for t in model.term_names]),
+            "group_sd": near([truth["group_sd"][t] for t in model.group_term_names]),
         }
-        intercept, slope = framework.draw_group_effects(problem.dataset.stats, **hyper, seed=rng)
-        return framework.build_posterior(
-            hyper,
-            {"intercept": intercept, "slope": slope},
-            problem.dataset,
-            diverging=np.zeros(shape, dtype=bool),
-            attrs={"backend": self.name, "engine": "none", "library_versions": {"numpy": np.__version__},
-                   "sampling_seconds": 0.0, "seed": settings.seed},
-        )  # fmt: skip
+        draws.update({p: near(truth[p]) for p in model.family_parameters})
+        attrs = {"backend": self.name, "engine": "none", "library_versions": {"numpy": np.__version__},
+                 "sampling_seconds": 0.0, **problem.fit_attrs(settings)}  # fmt: skip
+        diverging = {"diverging": np.zeros(shape, dtype=bool)}
+        return framework.complete_posterior(problem, settings, draws, diverging, attrs)
 
 
 def _plugin(module_name, *backends, error=None):
@@ -142,10 +142,10 @@ def test_an_object_that_is_not_a_backend_is_refused(plugins):
 def test_the_fake_backend_meets_the_core_contract(plugins):
     registry = plugins("mock-fake", FakeBackend())
     backend = registry.require_available("fake")
-    dataset = simulated_dataset(n_groups=6, rows_per_group=5, seed=1)
+    model, dataset = simulated_problem(n_groups=6, rows_per_group=5, seed=1)
     settings = framework.SamplerSettings(chains=2, draws=20, seed=3)
-    idata = backend.fit(framework.Problem(dataset, dict(framework.DEFAULT_PRIORS)), settings, {})
-    checks.check_contract(idata, dataset, "fake", settings)
+    idata = backend.fit(framework.Problem(model, dataset), settings, {})
+    checks.check_contract(idata, model, dataset, "fake", settings)
     checks.check_options(backend, {"speed": 2})
     checks.check_availability(backend)
     checks.check_unavailable_refused(backend)

@@ -5,17 +5,80 @@ the command line starts in a fraction of a second instead of importing arviz,
 scipy and pandas before it has read its arguments.
 """
 
+# ruff: noqa: F401  (the TYPE_CHECKING imports are the public API, listed in __all__)
+
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # the same names, imported eagerly, so type checkers see the public API
+    from .backends.hookspecs import hookimpl
+    from .backends.plugins import get_registry, register_plugin, unregister_plugin
+    from .backends.posterior import build_posterior, check_posterior, complete_posterior
+    from .backends.problem import Problem, SamplerSettings
+    from .backends.registry import (
+        Availability,
+        Backend,
+        BackendRegistry,
+        require_method,
+        unknown_options,
+    )
+    from .cache import cache_dir
+    from .data.dataset import Dataset
+    from .data.reading import read_table
+    from .errors import (
+        BackendError,
+        CompileError,
+        DataError,
+        DiagnosticsFailed,
+        FrameworkError,
+        Interrupted,
+        OptionsError,
+        PosteriorContractError,
+        RunDirectoryError,
+        SamplingError,
+        SpecError,
+        UserError,
+    )
+    from .model.families import BUILTIN_FAMILIES, Family
+    from .model.formula import Formula, FormulaError, parse_formula
+    from .model.gaussian_marginal import (
+        Designs,
+        designs,
+        designs_loglik,
+        draw_coefficients,
+        marginal_loglik,
+    )
+    from .model.model import GroupFactor, Model, ModelError, build_model
+    from .model.prior_classes import LKJ
+    from .model.priors import FAMILIES, Prior, parse_prior
+    from .model.statistics import GroupStats, reduce_chunks
+    from .model.terms import Column, Term
+    from .results.comparison import compare
+    from .results.diagnostics import diagnose
+    from .results.forecasts import forecast_table
+    from .results.run_directory import load_posterior
+    from .runner import RunResult, run
+    from .spec.load import Spec, load_spec
+
 _EXPORTS = {
+    "backends.hookspecs": ["hookimpl"],
+    "backends.plugins": ["get_registry", "register_plugin", "unregister_plugin"],
+    "backends.posterior": ["build_posterior", "check_posterior", "complete_posterior"],
+    "backends.problem": ["Problem", "SamplerSettings"],
+    "backends.registry": [
+        "Availability",
+        "Backend",
+        "BackendRegistry",
+        "require_method",
+        "unknown_options",
+    ],
     "cache": ["cache_dir"],
-    "comparison": ["compare"],
-    "data": ["Dataset", "load_dataset"],
-    "diagnostics": ["diagnose"],
+    "data.dataset": ["Dataset"],
+    "data.reading": ["read_table"],
     "errors": [
         "BackendError",
         "CompileError",
@@ -30,19 +93,26 @@ _EXPORTS = {
         "SpecError",
         "UserError",
     ],
-    "forecasts": ["forecast_table"],
-    "group_effects": ["draw_group_effects", "marginal_loglik"],
-    "hookspecs": ["hookimpl"],
-    "outputs": ["load_posterior"],
-    "plugins": ["get_registry", "register_plugin", "unregister_plugin"],
-    "posterior": ["GROUP_PARAMETERS", "build_posterior", "check_posterior"],
-    "priors": ["DEFAULT_PRIORS", "FAMILIES", "HYPERPARAMETERS", "Prior", "parse_prior"],
-    "problem": ["Problem", "SamplerSettings"],
-    "reading": ["read_table"],
-    "registry": ["Availability", "Backend", "BackendRegistry", "require_method", "unknown_options"],
+    "model.families": ["BUILTIN_FAMILIES", "Family"],
+    "model.formula": ["Formula", "FormulaError", "parse_formula"],
+    "model.gaussian_marginal": [
+        "Designs",
+        "designs",
+        "designs_loglik",
+        "draw_coefficients",
+        "marginal_loglik",
+    ],
+    "model.model": ["GroupFactor", "Model", "ModelError", "build_model"],
+    "model.prior_classes": ["LKJ"],
+    "model.priors": ["FAMILIES", "Prior", "parse_prior"],
+    "model.statistics": ["GroupStats", "reduce_chunks"],
+    "model.terms": ["Column", "Term"],
+    "results.comparison": ["compare"],
+    "results.diagnostics": ["diagnose"],
+    "results.forecasts": ["forecast_table"],
+    "results.run_directory": ["load_posterior"],
     "runner": ["RunResult", "run"],
-    "spec": ["Spec", "load_spec"],
-    "stats": ["DesignStats", "GroupStats", "design_stats", "reduce_chunks"],
+    "spec.load": ["Spec", "load_spec"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

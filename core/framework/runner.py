@@ -11,18 +11,19 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__  # noqa: I001
-from .data import Dataset, load_dataset
-from .diagnostics import diagnose
+from .backends.plugins import get_registry
+from .backends.posterior import check_posterior, without_rows
+from .backends.problem import Problem, SamplerSettings
+from .data.dataset import Dataset
+from .data.load import load
 from .errors import BackendError, FrameworkError, OptionsError
-from .estimates import group_estimates, hyperparameter_table, recovery_table
-from .forecasts import forecast_table
-from .outputs import atomic_directory, write_run
-from .parameterisation import resolve_method, resolve_parameterisation
-from .plugins import get_registry
-from .posterior import check_posterior, without_rows
-from .priors import HYPERPARAMETERS
-from .problem import Problem, SamplerSettings
-from .spec import Spec, load_spec
+from .model.model import Model
+from .model.parameterisation import resolve_method, resolve_parameterisation
+from .results.diagnostics import diagnose
+from .results.estimates import group_estimates, hyperparameter_table, recovery_table
+from .results.forecasts import forecast_table
+from .results.run_directory import atomic_directory, write_run
+from .spec.load import Spec, load_spec
 
 ROWS_KEPT_AUTO = 1_000_000  # output.observed_data: auto keeps at most this many rows
 
@@ -32,6 +33,7 @@ class Prepared:
     """A validated spec with its data, backend, options and resolved settings; nothing fitted yet."""
 
     spec: Spec
+    model: Model
     dataset: Dataset
     backend: object
     options: dict
@@ -45,6 +47,7 @@ class RunResult:
     """What a run produced; `forecast` answers new questions from the same posterior."""
 
     spec: Spec
+    model: Model
     dataset: Dataset
     idata: object
     estimates: pd.DataFrame
@@ -54,9 +57,12 @@ class RunResult:
     recovery: pd.DataFrame | None = None
     output_dir: Path | None = None
 
-    def forecast(self, group: str, x: float | list[float]) -> pd.DataFrame:
+    def forecast(self, group: str, x: float | list[float] | None = None, **at) -> pd.DataFrame:
+        """The posterior predictive for `group` at `x` (one numeric predictor) or at column values."""
+        if x is None:
+            return forecast_table(self.idata, self.model, [(str(group), at)])
         xs = x if isinstance(x, list | tuple) else [x]
-        return forecast_table(self.idata, [(str(group), float(v)) for v in xs])
+        return forecast_table(self.idata, self.model, [(str(group), {"x": v}) for v in xs])
 
 
 def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared:
@@ -75,21 +81,21 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     except BackendError as exc:
         raise BackendError(spec.locate(str(exc))) from None
     method = resolve_method(spec.sampler.method, backend)
-    dataset = load_dataset(spec, keep_rows=rows_to_keep(spec.output.observed_data, method))
+    model, dataset = load(spec, keep_rows=rows_to_keep(spec.output.observed_data, method))
+    spec.forecast_requests(model)  # a forecast the model cannot answer is refused before sampling
     if not dataset.has_rows and callable(progress):
         progress(
             f"read {dataset.n_rows:,} rows into the statistics of {dataset.n_groups:,} groups; "
             "posterior.nc carries those, not the rows (output.observed_data: true keeps them)"
         )
-    parameterisation = resolve_parameterisation(spec.model.parameterisation, dataset.stats)
+    parameterisation = resolve_parameterisation(spec.model.parameterisation, model, dataset.stats)
     seed = spec.sampler.seed if spec.sampler.seed is not None else secrets.randbelow(2**31)
     s = spec.sampler
     settings = SamplerSettings(s.chains, s.warmup, s.draws, seed, s.target_accept, s.max_treedepth)
-    priors = {p: spec.model.prior(p) for p in HYPERPARAMETERS}
-    problem = Problem(dataset, priors, method, parameterisation, progress)
-    return Prepared(
-        spec, dataset, backend, options, problem, settings, {"prepare": time.perf_counter() - t0}
-    )
+    spec.forecast_requests(model)  # a forecast that does not fit the model: FILE:LINE, before sampling
+    problem = Problem(model, dataset, method, parameterisation, progress)
+    seconds = {"prepare": time.perf_counter() - t0}
+    return Prepared(spec, model, dataset, backend, options, problem, settings, seconds)
 
 
 def rows_to_keep(observed_data: str | bool, method: str) -> bool | int:
@@ -111,23 +117,24 @@ def fit(prepared: Prepared):
             f"backend '{backend.name}' crashed: {type(exc).__name__}: {exc}. This is a bug in the "
             "plugin: rerun with --debug for the traceback and report it, or try another backend."
         ) from exc
-    check_posterior(idata, prepared.dataset, backend.name)
+    check_posterior(idata, prepared.model, prepared.dataset, backend.name)
     if prepared.spec.output.observed_data is False and prepared.dataset.has_rows:
         # Method full needed the rows to sample; the posterior is still not to carry them.
-        idata = without_rows(idata, prepared.dataset)
+        idata = without_rows(idata, prepared.model, prepared.dataset)
     return idata
 
 
 def summarise(prepared: Prepared, idata) -> RunResult:
     """Estimates, forecasts and diagnostics from the posterior alone (same for every backend)."""
-    spec, dataset = prepared.spec, prepared.dataset
-    diagnostics = diagnose(idata, prepared.settings.max_treedepth)
+    spec, model, dataset = prepared.spec, prepared.model, prepared.dataset
+    diagnostics = diagnose(idata, model, prepared.settings.max_treedepth)
     attrs = dict(idata.posterior.attrs)
     diagnostics.update(
         backend=prepared.backend.name,
         engine=attrs.get("engine"),
         method=prepared.problem.method,
         parameterisation=prepared.problem.parameterisation,
+        model={"formula": model.formula, "family": model.family.name},
         seed=prepared.settings.seed,
         timings={
             **prepared.seconds,
@@ -152,7 +159,7 @@ def summarise(prepared: Prepared, idata) -> RunResult:
     sampling = attrs.get("sampling_seconds")
     if sampling:
         diagnostics["min_ess_bulk_per_second"] = diagnostics["min_ess_bulk"] / float(sampling)
-    recovery = recovery_table(idata, dataset.truth) if dataset.truth else None
+    recovery = recovery_table(idata, model, dataset.truth) if dataset.truth else None
     if recovery is not None:
         diagnostics["recovery"] = {
             "covered": int(recovery["covered"].sum()),
@@ -161,11 +168,12 @@ def summarise(prepared: Prepared, idata) -> RunResult:
         }
     return RunResult(
         spec=spec,
+        model=model,
         dataset=dataset,
         idata=idata,
-        estimates=group_estimates(idata),
-        hyperparameters=hyperparameter_table(idata, diagnostics),
-        forecasts=forecast_table(idata, [(f.group, f.x) for f in spec.forecasts]),
+        estimates=group_estimates(idata, model),
+        hyperparameters=hyperparameter_table(idata, model, diagnostics),
+        forecasts=forecast_table(idata, model, spec.forecasts),
         diagnostics=diagnostics,
         recovery=recovery,
     )

@@ -4,9 +4,9 @@
 pytest; it is imported on first use so that the synthetic data work without it.
 """
 
-from .synthetic import DEFAULT_TRUTH, simulated_dataset
+from .synthetic import CASES, simulated_problem
 
-_CONFORMANCE = ("BackendConformance", "SUITE_SETTINGS", "fit_backend", "suite_dataset")
+_CONFORMANCE = ("BackendConformance", "SUITE_SETTINGS", "fit_backend", "suite_problem")
 
 
 def __getattr__(name):
@@ -17,4 +17,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'framework.testing' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_TRUTH", "simulated_dataset", *_CONFORMANCE]
+__all__ = ["CASES", "simulated_problem", *_CONFORMANCE]

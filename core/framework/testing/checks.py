@@ -13,30 +13,45 @@ import warnings
 import arviz as az
 import numpy as np
 
+from ..backends.posterior import check_posterior
+from ..backends.registry import Availability, BackendRegistry
 from ..errors import BackendError, OptionsError, PosteriorContractError
-from ..group_effects import draw_group_effects
-from ..posterior import GROUP_PARAMETERS, check_posterior
-from ..priors import HYPERPARAMETERS
-from ..registry import Availability, BackendRegistry
+from ..model.gaussian_marginal import draw_coefficients
+from ..model.model import COEF, Model
 
 METHODS = ("marginal", "full")
 
 # Agreement of two samplers within Monte Carlo error. With correct MCSEs the
 # difference of two independent estimates is ~ N(0, mcse_a^2 + mcse_b^2), so
-# |z| > 4 happens with probability 6e-5 per comparison, ~0.3% over the 45
-# quantities compared (5 hyperparameters, 2 x 20 group effects): a failure means
-# a real difference, not bad luck. MCSEs from 2 x 300 draws are themselves
-# uncertain (their ESS estimate is off by 10-30%), so a floor of 0.1 posterior
-# sd stops a lucky short chain from failing a correct backend; a tenth of a
-# posterior sd is far below any difference that changes a conclusion.
+# |z| > 4 happens with probability 6e-5 per comparison, ~0.5% over the ~80
+# quantities compared (the hyperparameters, 2 x 20 group coefficients and the
+# correlated case's extra terms): a failure means a real difference, not bad
+# luck. MCSEs from 2 x 300 draws are themselves uncertain (their ESS estimate
+# is off by 10-30%), so a floor of 0.1 posterior sd stops a lucky short chain
+# from failing a correct backend; a tenth of a posterior sd is far below any
+# difference that changes a conclusion.
 AGREEMENT_K = 4.0
 AGREEMENT_FLOOR = 0.1
 
 
-def check_contract(idata, dataset, backend_name: str, settings=None) -> None:
+def scalar_draws(idata, model: Model) -> dict[str, np.ndarray]:
+    """Every scalar parameter above the groups as (chain, draw) arrays, keyed by its label."""
+    post = idata.posterior
+    return {
+        model.label(v, sel): np.asarray(post[v].sel(sel).values)
+        for v, sel in model.hyperparameters()
+    }
+
+
+def parameters(idata, model: Model) -> dict[str, np.ndarray]:
+    """The posterior's variables other than coef, as arrays (the arguments of draw_coefficients)."""
+    return {v: np.asarray(idata.posterior[v].values) for v in model.variables() if v != COEF}
+
+
+def check_contract(idata, model: Model, dataset, backend_name: str, settings=None) -> None:
     """The common posterior format (framework.check_posterior) plus what the suite's fit asked for."""
     try:
-        check_posterior(idata, dataset, backend_name)
+        check_posterior(idata, model, dataset, backend_name)
     except PosteriorContractError as exc:
         raise AssertionError(str(exc)) from None
     post, problems = idata.posterior, []
@@ -61,8 +76,14 @@ def check_contract(idata, dataset, backend_name: str, settings=None) -> None:
                 f"posterior has {got[0]} chains x {got[1]} draws, settings asked for "
                 f"{settings.chains} x {settings.draws} (warmup draws must not be returned)"
             )
+    if model.correlated and "group_corr" in post:
+        corr = np.asarray(post["group_corr"].values)
+        if not np.allclose(corr, np.swapaxes(corr, -1, -2)) or not np.allclose(
+            np.diagonal(corr, axis1=-2, axis2=-1), 1
+        ):
+            problems.append("group_corr is not a correlation matrix (symmetric, ones on the diagonal)")
     if dataset.has_rows:
-        expected = [("observed_data", "y", dataset.y), ("constant_data", "x", dataset.x),
+        expected = [("observed_data", "y", dataset.y), ("constant_data", "X", dataset.X),
                     ("constant_data", "group", dataset.codes)]  # fmt: skip
     else:
         expected = [("constant_data", k, v) for k, v in dataset.stats.as_dict().items()]
@@ -74,13 +95,14 @@ def check_contract(idata, dataset, backend_name: str, settings=None) -> None:
         raise AssertionError(f"backend '{backend_name}': " + "; ".join(problems))
 
 
-def check_group_order(idata, dataset, seed: int = 0) -> None:
-    """Group labels in the dataset's order, and each group's effects belong to that group.
+def check_group_order(idata, model: Model, dataset, seed: int = 0) -> None:
+    """Group labels in the dataset's order, and each group's coefficients belong to that group.
 
-    Given the backend's own hyperparameter draws, the exact conditional of the
-    group effects (framework.draw_group_effects) gives reference draws; per group,
-    the backend's posterior means must match the reference's within Monte Carlo
-    error. Values shuffled between groups miss by several posterior sds.
+    Given the backend's own draws of beta, the group covariance and sigma, the
+    exact conditional of the coefficients (framework.draw_coefficients) gives
+    reference draws; per group and term, the backend's posterior means must
+    match the reference's within Monte Carlo error. Values shuffled between
+    groups miss by several posterior sds.
     """
     post = idata.posterior
     labels = [str(v) for v in post.coords["group"].values]
@@ -94,29 +116,29 @@ def check_group_order(idata, dataset, seed: int = 0) -> None:
             f"{labels[first : first + 3]} vs {list(dataset.labels[first : first + 3])} "
             "(labels must stay in the dataset's order of first appearance, not sorted)"
         )
-    hyper = {name: np.asarray(post[name].values) for name in HYPERPARAMETERS}
-    ref_intercept, ref_slope = draw_group_effects(dataset.stats, **hyper, seed=seed)
-    mcse = _mcse(idata, list(GROUP_PARAMETERS))
-    n_draws = hyper["intercept_mu"].size
-    bad = []
-    for name, ref in (("intercept", ref_intercept), ("slope", ref_slope)):
-        got = np.asarray(post[name].values)
-        diff = got.mean(axis=(0, 1)) - ref.mean(axis=(0, 1))
-        sd = ref.std(axis=(0, 1))
-        # The reference draws are independent given the hyperparameters: mcse <= sd / sqrt(n).
-        tol = AGREEMENT_K * np.hypot(mcse[name], sd / np.sqrt(n_draws)) + AGREEMENT_FLOOR * sd
-        for j in np.flatnonzero(np.abs(diff) > tol):
-            bad.append(f"{name}[{labels[j]}] mean off by {diff[j]:.3g} (tolerance {tol[j]:.3g})")
+    ref = draw_coefficients(model, dataset.stats, **parameters(idata, model), seed=seed)
+    got = np.asarray(post[COEF].values)
+    mcse = _mcse(idata, [COEF])[COEF]
+    n_draws = got.shape[0] * got.shape[1]
+    diff = got.mean(axis=(0, 1)) - ref.mean(axis=(0, 1))
+    sd = ref.std(axis=(0, 1))
+    # The reference draws are independent given the parameters: mcse <= sd / sqrt(n).
+    tol = AGREEMENT_K * np.hypot(mcse, sd / np.sqrt(n_draws)) + AGREEMENT_FLOOR * sd
+    bad = [
+        f"coef[{labels[j]},{model.group_term_names[k]}] mean off by {diff[j, k]:.3g} "
+        f"(tolerance {tol[j, k]:.3g})"
+        for j, k in zip(*np.nonzero(np.abs(diff) > tol), strict=True)
+    ]
     if bad:
         raise AssertionError(
-            f"{len(bad)} group effect(s) do not match their group's data given the hyperparameters "
-            f"(shuffled or mislabelled groups?): {'; '.join(bad[:5])}"
+            f"{len(bad)} group coefficient(s) do not match their group's data given the "
+            f"parameters (shuffled or mislabelled groups?): {'; '.join(bad[:5])}"
         )
 
 
 def check_seed(first, repeat, other) -> None:
     """`first` and `repeat` (same seed) are identical; `other` (another seed) differs."""
-    names = list(HYPERPARAMETERS + GROUP_PARAMETERS)
+    names = list(first.posterior.data_vars)
     for name in names:
         a, b = np.asarray(first.posterior[name].values), np.asarray(repeat.posterior[name].values)
         if a.shape != b.shape or not np.array_equal(a, b):
@@ -137,46 +159,53 @@ def check_seed(first, repeat, other) -> None:
         )
 
 
-def check_recovery(idata, truth: dict) -> None:
+def check_recovery(idata, model: Model, truth: dict) -> None:
     """The known truth of simulated data lies where the posterior says it should.
 
     Tolerances, for one fixed dataset (so the outcome is deterministic up to
     Monte Carlo error, which is under 0.1 posterior sd here):
-    - each hyperparameter: |mean - truth| <= 3.5 posterior sd; a correct
+    - each scalar parameter: |mean - truth| <= 3.5 posterior sd; a correct
       posterior misses by more with probability ~5e-4 per parameter, while a
       wrong scale (log sigma returned, centred x not undone) misses by tens of sds;
-    - group effects: at least 90% of the true values within 2.576 sd of their
-      posterior mean (the central ~99% interval; a correct posterior covers
-      ~99%, so 10% misses out of 40 would be a 1e-4 event), and the posterior
-      means correlate with the truth at >= 0.8 (about 0.97 for the suite's data).
+    - group coefficients, per term: at least 90% of the true values within
+      2.576 sd of their posterior mean (the central ~99% interval; a correct
+      posterior covers ~99%, so 10% misses out of 20 would be a 1e-3 event),
+      and the posterior means correlate with the truth at >= 0.8 (about 0.97
+      for the suite's data).
     """
-    post, bad = idata.posterior, []
-    for name in HYPERPARAMETERS:
-        draws = np.asarray(post[name].values)
-        mean, sd = draws.mean(), draws.std()
-        if abs(mean - truth[name]) > 3.5 * sd:
-            bad.append(f"{name}: posterior {mean:.4g} +/- {sd:.3g}, truth {truth[name]:.4g}")
-    for name in GROUP_PARAMETERS:
-        if name not in truth:
+    bad = []
+    for (variable, selection), (label, draws) in zip(
+        model.hyperparameters(), scalar_draws(idata, model).items(), strict=True
+    ):
+        true = truth.get(variable)
+        if isinstance(true, dict):
+            key = tuple(selection.values())
+            true = true.get(key[0] if len(key) == 1 else key)
+        if true is None:
             continue
-        draws = np.asarray(post[name].values)
+        mean, sd = draws.mean(), draws.std()
+        if abs(mean - true) > 3.5 * sd:
+            bad.append(f"{label}: posterior {mean:.4g} +/- {sd:.3g}, truth {true:.4g}")
+    if COEF in truth:
+        draws = np.asarray(idata.posterior[COEF].values)
         mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
-        true = np.asarray(truth[name])
-        covered = np.mean(np.abs(mean - true) <= 2.576 * sd)
-        corr = np.corrcoef(mean, true)[0, 1]
-        if covered < 0.9:
-            bad.append(f"{name}: only {covered:.0%} of true values inside the 99% intervals")
-        if not corr >= 0.8:
-            bad.append(f"{name}: posterior means correlate {corr:.2f} with the truth")
+        true = np.asarray(truth[COEF])
+        for k, term in enumerate(model.group_term_names):
+            covered = np.mean(np.abs(mean[:, k] - true[:, k]) <= 2.576 * sd[:, k])
+            corr = np.corrcoef(mean[:, k], true[:, k])[0, 1]
+            if covered < 0.9:
+                bad.append(f"coef[{term}]: only {covered:.0%} of true values in the 99% intervals")
+            if not corr >= 0.8:
+                bad.append(f"coef[{term}]: posterior means correlate {corr:.2f} with the truth")
     if bad:
         raise AssertionError(
             "the posterior does not recover the simulation's truth: " + "; ".join(bad)
         )
 
 
-def check_agreement(idata, reference, names=None) -> None:
-    """Posterior means agree with a reference fit of the same data within Monte Carlo error."""
-    names = list(names or HYPERPARAMETERS + GROUP_PARAMETERS)
+def check_agreement(idata, reference, model: Model) -> None:
+    """Posterior means of every variable agree with a reference fit within Monte Carlo error."""
+    names = [n for n in model.variables() if n in idata.posterior]
     mcse_a, mcse_b = _mcse(idata, names), _mcse(reference, names)
     bad = []
     for name in names:
@@ -187,9 +216,11 @@ def check_agreement(idata, reference, names=None) -> None:
         diff = a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))
         sd = np.sqrt((a.var(axis=(0, 1)) + b.var(axis=(0, 1))) / 2)
         tol = AGREEMENT_K * np.hypot(mcse_a[name], mcse_b[name]) + AGREEMENT_FLOOR * sd
-        for i in np.flatnonzero(np.atleast_1d(np.abs(diff) > tol)):
-            where = f"{name}[{_label(idata, i)}]" if np.ndim(diff) else name
-            d, t = np.atleast_1d(diff)[i], np.atleast_1d(tol)[i]
+        if name == "group_corr":  # the diagonal is 1 by construction: nothing to compare
+            tol = np.where(np.eye(tol.shape[-1], dtype=bool), np.inf, tol)
+        for idx in zip(*np.nonzero(np.atleast_1d(np.abs(diff) > tol)), strict=True):
+            where = f"{name}[{','.join(_label(idata, name, idx))}]" if np.ndim(diff) else name
+            d, t = np.atleast_1d(diff)[idx], np.atleast_1d(tol)[idx]
             bad.append(f"{where} differs by {d:.3g} (tolerance {t:.3g})")
     if bad:
         which = (
@@ -309,9 +340,9 @@ def check_methods(backend, tested=()) -> tuple[str, ...]:
     return methods
 
 
-def _label(idata, i: int) -> str:
-    coords = idata.posterior.coords
-    return str(coords["group"].values[i]) if "group" in coords else str(i)
+def _label(idata, name: str, idx) -> list[str]:
+    dims = idata.posterior[name].dims[2:]
+    return [str(idata.posterior.coords[d].values[i]) for d, i in zip(dims, idx, strict=True)]
 
 
 def _mcse(idata, names):

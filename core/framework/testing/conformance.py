@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from ..plugins import get_registry
-from ..priors import DEFAULT_PRIORS
-from ..problem import Problem, SamplerSettings
+from ..backends.plugins import get_registry
+from ..backends.problem import Problem, SamplerSettings
 from . import checks
 from .checks import (
     check_agreement,
@@ -36,49 +35,49 @@ from .checks import (
     check_seed,
     check_unavailable_refused,
 )
-from .synthetic import simulated_dataset
+from .synthetic import simulated_problem
 
 # Small enough to fit in seconds, large enough for MCSEs and R-hat to mean something.
 SUITE_SETTINGS = SamplerSettings(chains=2, warmup=300, draws=300, seed=20240611)
 OTHER_SEED = 777
 SUITE_DATA = {"n_groups": 20, "rows_per_group": 15, "seed": 0}
+# The models every backend is tried on (framework.testing.synthetic.CASES): the v1 model with
+# every method and parameterisation, and a correlated model with two numeric predictors and a
+# categorical one with the marginal method and the first parameterisation of "full".
+SUITE_CASES = ("independent", "correlated")
 
 _FITS: dict = {}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """What one fit asks the backend for: the method and, for "full", the parameterisation."""
+    """What one fit asks for: the model case, the method and, for "full", the parameterisation."""
 
     method: str
     parameterisation: str = "centred"
+    case: str = "independent"
 
     def __str__(self) -> str:
-        return (
+        method = (
             self.method if self.method == "marginal" else f"{self.method}-{self.parameterisation}"
         )
+        return f"{self.case}-{method}"
 
 
 @functools.cache
-def suite_dataset():
-    """The suite's simulated data (20 groups x ~15 rows, unsorted labels, shuffled rows)."""
-    return simulated_dataset(**SUITE_DATA)
+def suite_problem(case: str = "independent"):
+    """The suite's (Model, Dataset) for a case: 20 groups x ~15 rows, unsorted labels, shuffled rows."""
+    return simulated_problem(case, **SUITE_DATA)
 
 
-def fit_backend(backend, dataset, variant=Variant("marginal"), settings=SUITE_SETTINGS,
+def fit_backend(backend, variant=Variant("marginal"), settings=SUITE_SETTINGS,
                 options=None, tag: str = ""):  # fmt: skip
     """Validate options and fit once per session; `tag` forces a separate fit (seed checks)."""
     options = backend.validate_options(dict(options or {}))
-    key = (
-        backend.name,
-        str(variant),
-        settings,
-        repr(sorted(options.items())),
-        dataset.digest(),
-        tag,
-    )
+    model, dataset = suite_problem(variant.case)
+    key = (backend.name, str(variant), settings, repr(sorted(options.items())), tag)
     if key not in _FITS:
-        problem = Problem(dataset, dict(DEFAULT_PRIORS), variant.method, variant.parameterisation)
+        problem = Problem(model, dataset, variant.method, variant.parameterisation)
         try:
             _FITS[key] = backend.fit(problem, settings, options)
         except Exception as exc:
@@ -116,7 +115,8 @@ class BackendConformance:
     all the backend lists), `parameterisations` (tried for method "full"),
     `reference` / `reference_method` (the fit means are compared with; a backend
     that is its own reference is compared with its fit under another seed),
-    `skip_if_missing` (skip rather than fail when the backend is not installed).
+    `skip_if_missing` (skip rather than fail when the backend is not installed),
+    `cases` (the models of framework.testing.synthetic.CASES to fit; all by default).
     """
 
     backend_name: str = ""
@@ -127,6 +127,7 @@ class BackendConformance:
     reference_method: str = "marginal"
     settings: SamplerSettings = SUITE_SETTINGS
     skip_if_missing: bool = False
+    cases: tuple[str, ...] = SUITE_CASES
 
     def get_backend(self):
         return find_backend(self.backend_name, self.skip_if_missing)
@@ -139,9 +140,12 @@ class BackendConformance:
             known = self.backend_name in registry
             methods = registry.get(self.backend_name).methods if known else ("marginal",)
         out = []
-        for method in methods:
-            params = self.parameterisations if method == "full" else ("centred",)
-            out.extend(Variant(method, p) for p in params)
+        for case in self.cases:
+            for method in methods:
+                params = self.parameterisations if method == "full" else ("centred",)
+                if case != SUITE_CASES[0]:
+                    params = params[:1]
+                out.extend(Variant(method, p, case) for p in params)
         return out
 
     def pytest_generate_tests(self, metafunc):
@@ -162,18 +166,22 @@ class BackendConformance:
         return backend
 
     @pytest.fixture
-    def dataset(self):
-        return suite_dataset()
+    def model(self, variant):
+        return suite_problem(variant.case)[0]
 
     @pytest.fixture
-    def posterior(self, backend, dataset, variant):
+    def dataset(self, variant):
+        return suite_problem(variant.case)[1]
+
+    @pytest.fixture
+    def posterior(self, backend, variant):
         # The reference is fitted first: pystan forks workers, and forking once a JAX
         # backend has started its threads can deadlock. A failure shows in its own test.
         with contextlib.suppress(Exception):
-            self.reference_fit(backend, dataset, variant)
-        return fit_backend(backend, dataset, variant, self.settings, self.options)
+            self.reference_fit(backend, variant)
+        return fit_backend(backend, variant, self.settings, self.options)
 
-    def reference_fit(self, backend, dataset, variant):
+    def reference_fit(self, backend, variant):
         """The reference backend's fit to compare with; (None, reason) when there is none."""
         if self.reference is None:
             return None, "no reference backend is set for this backend"
@@ -184,40 +192,41 @@ class BackendConformance:
         status = ref.available()
         if not status:
             return None, f"reference backend '{self.reference}' is not available: {status.reason}"
-        ref_variant, ref_settings = Variant(self.reference_method), self.settings
+        ref_variant = Variant(self.reference_method, case=variant.case)
+        ref_settings = self.settings
         if self.reference == backend.name and variant == ref_variant:
             ref_settings = _with_seed(self.settings, OTHER_SEED)  # itself: under another seed
-        return fit_backend(ref, dataset, ref_variant, ref_settings), ""
+        return fit_backend(ref, ref_variant, ref_settings), ""
 
     # (h) methods
     def test_methods(self, registered):
         check_methods(registered, self.methods or ())
 
     # (a) the common format
-    def test_contract(self, backend, dataset, variant, posterior):
-        check_contract(posterior, dataset, backend.name, self.settings)
+    def test_contract(self, backend, model, dataset, posterior):
+        check_contract(posterior, model, dataset, backend.name, self.settings)
 
     # (b) group labels and order
-    def test_group_order(self, dataset, posterior):
-        check_group_order(posterior, dataset)
+    def test_group_order(self, model, dataset, posterior):
+        check_group_order(posterior, model, dataset)
 
     # (c) seeds
-    def test_seed(self, backend, dataset, variant, posterior):
-        repeat = fit_backend(backend, dataset, variant, self.settings, self.options, tag="repeat")
+    def test_seed(self, backend, variant, posterior):
+        repeat = fit_backend(backend, variant, self.settings, self.options, tag="repeat")
         other_settings = _with_seed(self.settings, OTHER_SEED)
-        other = fit_backend(backend, dataset, variant, other_settings, self.options)
+        other = fit_backend(backend, variant, other_settings, self.options)
         check_seed(posterior, repeat, other)
 
     # (d) recovery of known truth
-    def test_recovery(self, dataset, posterior):
-        check_recovery(posterior, dataset.truth)
+    def test_recovery(self, model, dataset, posterior):
+        check_recovery(posterior, model, dataset.truth)
 
     # (e) agreement with a reference backend
-    def test_agreement_with_reference(self, backend, dataset, variant, posterior):
-        reference, reason = self.reference_fit(backend, dataset, variant)
+    def test_agreement_with_reference(self, backend, model, variant, posterior):
+        reference, reason = self.reference_fit(backend, variant)
         if reference is None:
             pytest.skip(reason)
-        check_agreement(posterior, reference)
+        check_agreement(posterior, reference, model)
 
     # (f) options
     def test_options(self, registered):
@@ -252,5 +261,5 @@ __all__ = [
     "clear_fits",
     "find_backend",
     "fit_backend",
-    "suite_dataset",
+    "suite_problem",
 ]

@@ -1,4 +1,4 @@
-"""A numpyro backend for framework: NUTS on the five hyperparameters, group effects drawn exactly."""
+"""A numpyro backend for framework: NUTS on the marginal likelihood, coefficients drawn exactly."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from framework import (
     BackendError,
     OptionsError,
     SamplingError,
-    build_posterior,
     cache_dir,
-    draw_group_effects,
+    complete_posterior,
+    designs,
     hookimpl,
     require_method,
     unknown_options,
@@ -21,7 +21,6 @@ from framework import (
 
 DEFAULTS = {"chain_method": "sequential"}
 CHAIN_METHODS = ("sequential", "vectorized")  # "parallel" needs one device per chain
-HYPER = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "error_sigma")
 
 
 class NumpyroBackend:
@@ -66,8 +65,9 @@ class NumpyroBackend:
             # Compiling NUTS takes ~20 s; JAX's on-disk cache makes later runs take seconds.
             jax.config.update("jax_compilation_cache_dir", str(cache_dir("numpyro")))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-        priors = {name: _distribution(name, prior) for name, prior in problem.priors.items()}
-        stats = {k: jax.numpy.asarray(v) for k, v in problem.dataset.stats.as_dict().items()}
+        model = problem.model
+        priors = {name: _distribution(name, prior) for name, prior in model.priors.items()}
+        pooled = {k: jax.numpy.asarray(v) for k, v in vars(designs(model, problem.dataset.stats)).items()}
         kernel = NUTS(
             _model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_treedepth
         )
@@ -77,7 +77,7 @@ class NumpyroBackend:
         problem.report(f"numpyro: sampling {settings.chains} chains of {settings.draws} draws")
         start = time.perf_counter()
         try:
-            mcmc.run(jax.random.PRNGKey(settings.seed), priors, stats,
+            mcmc.run(jax.random.PRNGKey(settings.seed), model, priors, pooled,
                      extra_fields=("diverging", "num_steps", "accept_prob"))  # fmt: skip
         except Exception as exc:  # map the library's errors into framework's
             raise SamplingError(
@@ -85,32 +85,27 @@ class NumpyroBackend:
                 "check the priors and data, or try another backend"
             ) from exc
         seconds = time.perf_counter() - start
-        hyper = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        if not all(np.isfinite(v).all() for v in hyper.values()):
-            raise SamplingError(
-                "backend 'numpyro': non-finite draws; try more warmup or tighter priors"
-            )
+        samples = mcmc.get_samples(group_by_chain=True)
+        draws = {name: np.asarray(samples[name]) for name in model.variables() if name in samples}
         extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-        # Group effects from their exact conditional, on a stream separate from the NUTS key.
-        rng = np.random.default_rng([settings.seed, 1])
-        intercept, slope = draw_group_effects(problem.dataset.stats, **hyper, seed=rng)
-        return build_posterior(
-            hyper,
-            {"intercept": intercept, "slope": slope},
-            problem.dataset,
-            diverging=extra["diverging"],
-            sample_stats={
+        # framework draws each group's coefficients from their exact conditional, seeded
+        # from settings.seed, and assembles the common posterior.
+        return complete_posterior(
+            problem,
+            settings,
+            draws,
+            {
+                "diverging": extra["diverging"],
                 "acceptance_rate": extra["accept_prob"],
                 "n_steps": extra["num_steps"],
                 "tree_depth": np.ceil(np.log2(extra["num_steps"] + 1)).astype(int),
             },
-            attrs={
+            {
                 "backend": self.name,
                 "engine": "numpyro NUTS",
-                "method": problem.method,
                 "library_versions": {"numpyro": numpyro.__version__, "jax": jax.__version__},
                 "sampling_seconds": seconds,
-                "seed": settings.seed,
+                **problem.fit_attrs(settings),
             },
         )
 
@@ -140,22 +135,41 @@ def _distribution(name, prior):
     return makers[prior.family](prior.kwargs)
 
 
-def _model(priors, stats):
-    """Prior times the marginal likelihood (framework.marginal_loglik's formula, in JAX)."""
+def _model(model, priors, d):
+    """Priors times the marginal likelihood over pooled designs (framework.designs_loglik, in JAX)."""
     import jax.numpy as jnp
     import numpyro
+    from jax.scipy.linalg import solve_triangular
+    from numpyro.distributions import LKJCholesky
 
-    mu0, mu1, sa, sb, se = (numpyro.sample(k, priors[k]) for k in HYPER)
-    n, xbar, s2 = stats["n"], stats["xbar"], se**2
-    m = stats["ybar"] - mu0 - mu1 * xbar  # each group's mean residual under the population line
-    rr = stats["syy"] - 2 * mu1 * stats["sxy"] + mu1**2 * stats["sxx"] + n * m**2
-    b0, b1 = n * m / s2, (stats["sxy"] - mu1 * stats["sxx"] + xbar * n * m) / s2
-    a11, a12 = 1 / sa**2 + n / s2, n * xbar / s2
-    a22 = 1 / sb**2 + (stats["sxx"] + n * xbar**2) / s2
-    det_a = a11 * a22 - a12**2
-    quad = rr / s2 - (a22 * b0**2 - 2 * a12 * b0 * b1 + a11 * b1**2) / det_a
-    per_group = n * jnp.log(2 * jnp.pi * s2) + 2 * jnp.log(sa * sb) + jnp.log(det_a) + quad
-    numpyro.factor("marginal_loglik", -0.5 * per_group.sum())
+    def vector(variable, names):
+        return jnp.stack([numpyro.sample(f"{variable}[{t}]", priors[f"{variable}[{t}]"]) for t in names])
+
+    beta = numpyro.deterministic("beta", vector("beta", model.term_names))
+    sd = numpyro.deterministic("group_sd", vector("group_sd", model.group_term_names))
+    sigma = numpyro.sample("sigma", priors["sigma"])
+    q = len(sd)
+    if model.correlated:
+        chol = numpyro.sample("corr_cholesky", LKJCholesky(q, model.corr_prior.eta))
+        corr = numpyro.deterministic("group_corr", chol @ chol.T)
+    else:
+        corr = jnp.eye(q)
+    cov = sd[:, None] * corr * sd[None, :]
+    w = 1 / sigma**2
+    a = jnp.linalg.inv(cov) + w * d["ztz"]  # one q x q matrix per design
+    low = jnp.linalg.cholesky(a)
+    e = d["a"] - jnp.einsum("kqp,p->kq", d["ztx"], beta)
+    v = solve_triangular(low, e[..., None], lower=True)[..., 0]
+    s = solve_triangular(low, d["scatter"], lower=True)
+    quad = d["groups"] * jnp.sum(v**2, -1) + jnp.sum(s**2, (-2, -1))
+    m = d["ybar"] - d["xbar"] @ beta
+    rr = d["syy"] - 2 * beta @ d["sxy"] + beta @ d["sxx"] @ beta
+    rr = rr + jnp.sum(d["n"] * (d["ybar_ss"] + d["groups"] * m**2))
+    log_det_a = 2 * jnp.sum(jnp.log(jnp.diagonal(low, axis1=-2, axis2=-1)), -1)
+    log_det_cov = jnp.linalg.slogdet(cov)[1]
+    per_design = d["n"] * jnp.log(2 * jnp.pi / w) + log_det_cov + log_det_a
+    numpyro.factor("marginal_loglik", -0.5 * (jnp.sum(d["groups"] * per_design) + w * rr)
+                   + 0.5 * w**2 * jnp.sum(quad))  # fmt: skip
 
 
 @hookimpl

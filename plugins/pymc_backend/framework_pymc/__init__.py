@@ -1,6 +1,6 @@
 """The PyMC backend plugin: registers `pymc` with the framework through the entry-point group.
 
-PyMC, Bambi and the samplers are imported only when a model is fitted, so
+PyMC and the samplers are imported only when a model is fitted, so
 listing backends stays fast.
 """
 

@@ -1,10 +1,11 @@
-"""The PyMC backend: the full model through Bambi, the marginal model written in PyMC."""
+"""The PyMC backend: the marginal and the full model written directly in PyMC."""
 
 from __future__ import annotations
 
 from importlib.util import find_spec
 
-from framework import Availability, BackendError, build_posterior, require_method
+from framework.backends.registry import Availability, require_method
+from framework.errors import BackendError
 
 from . import engine
 from .options import validate_options as _validate_options
@@ -14,17 +15,17 @@ PARAMETERISATIONS = ("centred", "non_centred")
 
 
 class PyMCBackend:
-    """Hierarchical regression in PyMC; "full" builds the model with Bambi."""
+    """Hierarchical regression in PyMC, sampled by nutpie, PyMC's NUTS or numpyro."""
 
     name = "pymc"
-    description = "Bambi/PyMC (NUTS by nutpie, PyMC or numpyro)"
+    description = "PyMC (NUTS by nutpie, PyMC or numpyro)"
     methods = ("marginal", "full")
 
     def available(self) -> Availability:
-        missing = [m for m in ("pymc", "bambi", "pytensor") if find_spec(m) is None]
+        missing = [m for m in ("pymc", "pytensor") if find_spec(m) is None]
         if missing:
             return Availability(
-                False, f"{', '.join(missing)} not installed: run 'pip install pymc bambi'"
+                False, f"{', '.join(missing)} not installed: run 'pip install pymc'"
             )
         return Availability(True)
 
@@ -33,6 +34,8 @@ class PyMCBackend:
 
     def fit(self, problem, settings, options):
         """Sample the problem and return the common posterior (natural scale, dataset order)."""
+        from framework.backends.posterior import complete_posterior  # xarray: only when fitting
+
         options = _validate_options(options)
         require_method(self, problem.method)
         if problem.method == "full" and problem.parameterisation not in PARAMETERISATIONS:
@@ -41,13 +44,13 @@ class PyMCBackend:
                 f"{', '.join(PARAMETERISATIONS)}; set model.parameterisation in the spec"
             )
         # Refused here, before anything is built or compiled.
-        check_priors(problem.priors)
+        check_priors(problem.model.priors)
         if problem.method == "full":
             from . import full as method
         else:
             from . import marginal as method
         with engine.quiet(not options["progressbar"]):
-            hyper, groups, draws = method.fit(problem, settings, options)
+            values, draws = method.fit(problem, settings, options)
         attrs = {
             "backend": self.name,
             "engine": options["sampler"],
@@ -56,6 +59,5 @@ class PyMCBackend:
             "compile_seconds": draws.compile_seconds,
             **problem.fit_attrs(settings),
         }
-        return build_posterior(
-            hyper, groups, problem.dataset, draws.diverging, draws.sample_stats, attrs
-        )
+        stats = {"diverging": draws.diverging, **draws.sample_stats}
+        return complete_posterior(problem, settings, values, stats, attrs)

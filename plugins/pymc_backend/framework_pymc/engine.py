@@ -19,8 +19,9 @@ _NOISE = (
     r"PyTensor could not link to a BLAS",
     r"There are not enough devices to run parallel chains",
     r"`idata_kwargs` are currently ignored",
+    r"np.dot\(\) is faster on contiguous arrays",
 )
-_LOGGERS = ("pymc", "bambi", "pytensor", "numba", "jax", "numpyro")
+_LOGGERS = ("pymc", "pytensor", "numba", "jax", "numpyro")
 # Sample statistics under ArviZ's names, from whichever name the sampler uses.
 _STATS = {
     "tree_depth": ("tree_depth", "depth"),
@@ -48,7 +49,7 @@ class Draws:
 
 
 def library_versions(sampler: str) -> dict[str, str]:
-    names = ["pymc", "pytensor", "bambi", "arviz", "numpy"]
+    names = ["pymc", "pytensor", "arviz", "numpy"]
     names += {
         "nutpie": ["nutpie", "numba"],
         "numpyro": ["numpyro", "jax"],
@@ -65,7 +66,7 @@ def library_versions(sampler: str) -> dict[str, str]:
 
 @contextmanager
 def quiet(enabled: bool = True):
-    """Silence PyMC/Bambi INFO logging and known-noise warnings; restore them afterwards."""
+    """Silence PyMC INFO logging and known-noise warnings; restore them afterwards."""
     if not enabled:
         yield
         return
@@ -231,12 +232,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     first = text.splitlines()[0]
     return re.sub(r"\s+", " ", first)[:300]
-
-
-def check_finite(arrays: dict[str, np.ndarray], sampler: str) -> None:
-    """SamplingError naming the parameters with non-finite draws."""
-    bad = [name for name, values in arrays.items() if not np.all(np.isfinite(values))]
-    if bad:
-        raise SamplingError(
-            f"backend 'pymc': {sampler} returned non-finite draws for {', '.join(bad)}; {_NEXT_STEP}"
-        )

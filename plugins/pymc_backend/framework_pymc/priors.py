@@ -1,4 +1,4 @@
-"""The framework's prior families as PyMC distributions (and as Bambi priors).
+"""The framework's prior families as PyMC distributions.
 
 Each family maps to a PyMC class and a renaming of its arguments; PyMC's names
 differ from the framework's in places (Cauchy's alpha/beta, Exponential's lam,
@@ -9,7 +9,10 @@ density against `Prior.logpdf` (scipy), which catches rate-versus-scale slips.
 
 from __future__ import annotations
 
-from framework import FAMILIES, BackendError, Prior
+import numpy as np
+
+from framework.errors import BackendError
+from framework.model.priors import FAMILIES, Prior
 
 # family -> (PyMC class name, {framework argument: PyMC argument})
 PYMC_FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
@@ -36,7 +39,7 @@ def unsupported(priors: dict[str, Prior]) -> list[str]:
         # A family added to the core later, or with other argument names, is refused here.
         if entry is None or family is None or set(entry[1]) != set(family.params):
             problems.append(
-                f"priors.{name}: family '{prior.family}' has no PyMC equivalent in backend 'pymc'; "
+                f"model.priors.{name}: family '{prior.family}' has no PyMC equivalent in backend 'pymc'; "
                 f"use one of {', '.join(PYMC_FAMILIES)}"
             )
     return problems
@@ -63,17 +66,14 @@ def pymc_dist(prior: Prior):
     return getattr(pm, cls).dist(**kwargs)
 
 
-def pymc_variable(name: str, prior: Prior):
-    """A named random variable in the current PyMC model context."""
+def pymc_vector(name: str, priors: list[Prior]):
+    """One named (k,) variable whose element i has priors[i] (all of one family)."""
     import pymc as pm
 
-    cls, kwargs = pymc_name_and_kwargs(prior)
-    return getattr(pm, cls)(name, **kwargs)
-
-
-def bambi_prior(prior: Prior):
-    """The same distribution as a `bambi.Prior`, used as given (no auto-scaling)."""
-    import bambi as bmb
-
-    cls, kwargs = pymc_name_and_kwargs(prior)
-    return bmb.Prior(cls, auto_scale=False, **kwargs)
+    (family,) = {p.family for p in priors}
+    cls, rename = PYMC_FAMILIES[family]
+    kwargs = {
+        rename[k]: np.asarray([p.kwargs[k] for p in priors], dtype=np.float64)
+        for k in FAMILIES[family].params
+    }
+    return getattr(pm, cls)(name, shape=len(priors), **kwargs)

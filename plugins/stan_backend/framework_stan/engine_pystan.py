@@ -16,7 +16,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from framework import CompileError, Interrupted, SamplingError, cache_dir
 
 from . import io_pystan
-from .engines import import_pystan
+from .engines import choose, import_pystan, stan_messages, warnings_summary
 from .interrupt import Stop, start_workers, stoppable
 from .stanc import compile_program, with_program_options
 
@@ -56,7 +56,11 @@ def library_versions() -> dict[str, str]:
 
 def _run(problem, settings, options, program, data, attrs, stop: Stop):
     stan = import_pystan()
-    quiet = not options["show_progress"]
+    note = choose(options)[1] if options["engine"] == "auto" else ""
+    if note:  # say why auto did not pick cmdstanpy, in one line
+        problem.report(note)
+    # pystan's own output (progress, Stan's messages) only when asked for and not quiet (-q)
+    quiet = not (options["show_progress"] and callable(problem.progress))
     with httpstan_cache() as root:
         if is_compiled(program):
             problem.report("Stan program found in the compiled-model cache")
@@ -96,6 +100,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
                 stop.renew()
         if fit is None or stop.requested:  # pystan returns None on a KeyboardInterrupt
             raise Interrupted("interrupted while sampling")
+        count, first = stan_messages(console.getvalue())
         sampling_seconds = time.perf_counter() - start
         # httpstan stores seeded fits; an identical request is answered from that store.
         from_cache = not (_stored_fits(program) - stored)
@@ -105,12 +110,17 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         )
     else:
         problem.report(f"sampled in {sampling_seconds:.1f} s")
+    if count:
+        problem.report(warnings_summary(count, first))
     attrs = {
         **attrs,
         "fit_from_cache": from_cache,
         "library_versions": library_versions(),
         "compile_seconds": compile_seconds,
         "sampling_seconds": sampling_seconds,
+        # counted from pystan's captured console; 0 when show_progress printed it instead
+        "stan_warnings": count,
+        "stan_warning_first": first,
     }
     return io_pystan.to_posterior(fit, problem, settings, attrs)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from framework import BackendError
+from framework import Availability, BackendError
 
 INSTALL_PYSTAN = "pip install pystan"
-INSTALL_CMDSTAN = "run `python -m cmdstanpy.install_cmdstan`"
+INSTALL_CMDSTAN = "`python -m cmdstanpy.install_cmdstan`"
+OPTION = "backend.options.cmdstan_path"
 
 
 def import_pystan():
@@ -31,43 +34,183 @@ def pystan_status() -> tuple[bool, str]:
     return True, ""
 
 
+@dataclass(frozen=True)
+class CmdStan:
+    """The CmdStan installation cmdstanpy would use: where it was looked for, what was found."""
+
+    path: str | None  # the folder; None when nothing names one
+    source: str  # OPTION, "CMDSTAN" (the environment variable) or "~/.cmdstan"
+    version: str = ""
+    problem: str = ""  # why it cannot be used, naming the variable or option and its value
+    advice: str = ""  # what to do about it
+
+    def __bool__(self) -> bool:
+        return not self.problem
+
+    @property
+    def reason(self) -> str:
+        return f"{self.problem}; {self.advice}" if self.problem else ""
+
+    def identity(self) -> dict[str, str]:
+        """What a compiled model depends on: version, real path, and when its stanc was built."""
+        # Executables link this CmdStan's TBB by absolute path, so a moved, replaced or rebuilt
+        # installation (new bin/stanc) must not reuse them.
+        stanc = os.path.join(self.path, "bin", "stanc")
+        return {
+            "cmdstan_version": self.version,
+            "cmdstan_path": os.path.realpath(self.path),
+            "stanc_mtime_ns": str(os.stat(stanc).st_mtime_ns),
+        }
+
+
+def locate_cmdstan(path: str | None = None) -> CmdStan:
+    """The installation at `path`, else at $CMDSTAN, else the newest in ~/.cmdstan (cmdstanpy's order)."""
+    if path:
+        source, folder = OPTION, path
+    elif os.environ.get("CMDSTAN"):
+        source, folder = "CMDSTAN", os.environ["CMDSTAN"]
+    else:
+        home = os.path.expanduser(os.path.join("~", ".cmdstan"))
+        names = sorted(n for n in _listdir(home) if n.startswith("cmdstan-"))
+        if not names:
+            return CmdStan(
+                None,
+                "~/.cmdstan",
+                problem="CmdStan not found: the CMDSTAN environment variable is not set and "
+                "~/.cmdstan holds no installation",
+                advice=f"install one with {INSTALL_CMDSTAN}, or set CMDSTAN to its folder",
+            )
+        from cmdstanpy.utils import get_latest_cmdstan
+
+        source, folder = "~/.cmdstan", os.path.join(home, get_latest_cmdstan(home) or names[-1])
+    version, problem = _inspect(folder)
+    if not problem:
+        return CmdStan(folder, source, version)
+    if source == "CMDSTAN":
+        problem = f"the CMDSTAN environment variable is '{folder}', which {problem}"
+        # install_cmdstan would not help: CMDSTAN wins over ~/.cmdstan
+        advice = (
+            "point CMDSTAN at a built CmdStan folder (e.g. ~/.cmdstan/cmdstan-2.35.0) or unset it"
+        )
+    elif source == OPTION:
+        problem = f"{OPTION} is '{folder}', which {problem}"
+        advice = f"give the folder of a built CmdStan, or install one with {INSTALL_CMDSTAN}"
+    else:
+        problem = f"CmdStan in '{folder}' {problem}"
+        advice = f"reinstall it with {INSTALL_CMDSTAN} --overwrite"
+    return CmdStan(folder, source, version, problem, advice)
+
+
+def _listdir(folder: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n))]
+    except OSError:
+        return []
+
+
+def _inspect(folder: str) -> tuple[str, str]:
+    """(version, problem) of a would-be CmdStan folder; problem is empty when it is usable."""
+    if not os.path.isdir(folder):
+        return "", "is not a folder"
+    makefile = os.path.join(folder, "makefile")
+    try:
+        with open(makefile, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return "", "has no makefile (not a CmdStan folder)"
+    match = re.search(r"^CMDSTAN_VERSION := (\S+)", text, re.M)
+    if not match:
+        return "", "has a makefile that names no CMDSTAN_VERSION (not a CmdStan folder)"
+    if not os.access(os.path.join(folder, "bin", "stanc"), os.X_OK):
+        return match.group(1), "has no bin/stanc (CmdStan is not built: run `make build` in it)"
+    return match.group(1), ""
+
+
 def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
     """(usable, reason) for cmdstanpy with a CmdStan installation (at `path` if given)."""
     try:
-        import cmdstanpy
-        from cmdstanpy.utils import validate_cmdstan_path
+        import cmdstanpy  # noqa: F401
     except Exception as exc:
         return (
             False,
             f"cmdstanpy not importable ({type(exc).__name__}: {exc}): pip install cmdstanpy",
         )
-    try:
-        if path is None:
-            cmdstanpy.cmdstan_path()
-        else:
-            validate_cmdstan_path(path)
-    except ValueError as exc:
-        where = f" at '{path}'" if path else ""
-        return False, f"CmdStan not found{where} ({exc}): {INSTALL_CMDSTAN}, or use engine: pystan"
-    return True, ""
+    found = locate_cmdstan(path)
+    return bool(found), found.reason
+
+
+def choose(options: dict) -> tuple[str | None, str]:
+    """(engine, note) for validated options: engine None when it cannot run, note says why."""
+    engine, path = options["engine"], options.get("cmdstan_path")
+    cmdstan_ok, cmdstan_reason = cmdstan_status(path) if engine != "pystan" else (False, "")
+    if engine == "cmdstanpy" or (engine == "auto" and cmdstan_ok):
+        return ("cmdstanpy", "") if cmdstan_ok else (None, cmdstan_reason)
+    pystan_ok, pystan_reason = pystan_status()
+    if engine == "pystan":
+        return ("pystan", "") if pystan_ok else (None, pystan_reason)
+    if pystan_ok:
+        return "pystan", f"engine auto: using pystan, since cmdstanpy cannot run: {cmdstan_reason}"
+    return None, f"{pystan_reason}; or for cmdstanpy: {cmdstan_reason}"
 
 
 def resolve_engine(options: dict) -> str:
     """The engine to use for validated options; BackendError with the next step if it cannot run."""
-    engine, path = options["engine"], options.get("cmdstan_path")
-    if engine == "auto":
-        if cmdstan_status(path)[0]:
-            return "cmdstanpy"
-        ok, reason = pystan_status()
-        if ok:
-            return "pystan"
-        raise BackendError(
-            f"backend 'stan' cannot run: {reason}; or install CmdStan: {INSTALL_CMDSTAN}"
-        )
-    status = cmdstan_status(path) if engine == "cmdstanpy" else pystan_status()
-    if not status[0]:
-        raise BackendError(f"backend 'stan' (engine: {engine}) cannot run: {status[1]}")
+    engine, note = choose(options)
+    if engine is None:
+        which = "" if options["engine"] == "auto" else f" (engine: {options['engine']})"
+        raise BackendError(f"backend 'stan'{which} cannot run: {note}")
     return engine
+
+
+def option_problems(options: dict) -> list[str]:
+    """The `backend.options.engine` problem when the engine the options name cannot run here."""
+    if options["engine"] == "auto":
+        return []  # the backend's availability covers "neither engine"
+    engine, note = choose(options)
+    if engine is not None:
+        return []
+    other = "pystan" if options["engine"] == "cmdstanpy" else "cmdstanpy (with CmdStan)"
+    return [
+        f"backend.options.engine: {options['engine']} cannot run here: {note}; "
+        f"or use engine: {other} or auto"
+    ]
+
+
+def availability() -> Availability:
+    """Whether either engine runs, with one line per engine and the one `auto` picks."""
+    pystan_ok, pystan_reason = pystan_status()
+    cmdstan = locate_cmdstan()
+    cmdstan_ok, cmdstan_reason = cmdstan_status()
+    lines = [
+        _pystan_line(pystan_ok, pystan_reason),
+        _cmdstan_line(cmdstan, cmdstan_ok, cmdstan_reason),
+    ]
+    auto = "cmdstanpy" if cmdstan_ok else "pystan" if pystan_ok else None
+    lines.append(f"engine auto picks: {auto or 'none (neither engine can run)'}")
+    if auto:
+        return Availability(True, "", details=tuple(lines))
+    return Availability(False, f"{pystan_reason}; or {cmdstan_reason}", details=tuple(lines))
+
+
+def _pystan_line(ok: bool, reason: str) -> str:
+    if not ok:
+        return f"pystan: not usable: {reason}"
+    import httpstan
+
+    stan = import_pystan()
+    where = os.path.dirname(os.path.dirname(stan.__file__))
+    return f"pystan: found, pystan {stan.__version__} / httpstan {httpstan.__version__} in {where}"
+
+
+def _cmdstan_line(cmdstan: CmdStan, ok: bool, reason: str) -> str:
+    if not ok:
+        return f"cmdstanpy: not usable: {reason}"
+    import cmdstanpy
+
+    return (
+        f"cmdstanpy: found, CmdStan {cmdstan.version} at {cmdstan.path} (from {cmdstan.source}), "
+        f"cmdstanpy {cmdstanpy.__version__}"
+    )
 
 
 @contextmanager
@@ -85,3 +228,34 @@ def cmdstan_at(path: str | None):
             os.environ.pop("CMDSTAN", None)
         else:
             os.environ["CMDSTAN"] = before
+
+
+# Stan's non-fatal messages: a rejected proposal during (mostly early) warmup, e.g. a scale of 0.
+_INFORMATIONAL = "Informational Message:"
+_EXCEPTION = re.compile(r"Exception:\s*(.*?)(?:\s*\(in '[^']*'.*\))?\s*$")
+
+
+def stan_messages(text: str) -> tuple[int, str]:
+    """(count, first message) of Stan's "Informational Message" warnings in console text."""
+    count, first = 0, ""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if _INFORMATIONAL not in line:
+            continue
+        count += 1
+        if not first:
+            for following in lines[i + 1 : i + 4]:
+                match = _EXCEPTION.search(following)
+                if match:
+                    first = match.group(1)
+                    break
+    return count, first
+
+
+def warnings_summary(count: int, first: str) -> str:
+    """The one progress line for Stan's non-fatal warnings."""
+    example = f" (first: {first})" if first else ""
+    return (
+        f"Stan rejected {count} proposal(s) with a non-fatal warning{example}; usual early in "
+        "warmup, a concern only if divergences or R-hat also flag the fit"
+    )

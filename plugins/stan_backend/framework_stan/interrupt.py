@@ -1,4 +1,4 @@
-"""Stop pystan's sampling promptly on Ctrl-C or SIGTERM: end httpstan's worker processes."""
+"""Stop sampling promptly on Ctrl-C or SIGTERM: end httpstan's workers or the CmdStan processes."""
 
 from __future__ import annotations
 
@@ -88,3 +88,82 @@ def stoppable(stop: Stop):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class _Tracked:
+    """Stands in for the `subprocess` module inside cmdstanpy: remembers the processes it starts."""
+
+    def __init__(self, module, own_group: bool):
+        self._module = module
+        self._own_group = own_group  # make's compiler children die with it only as a group
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def Popen(self, *args, **kwargs):  # noqa: N802 (the name cmdstanpy calls)
+        if self._own_group:
+            kwargs.setdefault("process_group", 0)
+        with _LOCK:
+            if _STOPPING:  # a chain queued behind the killed ones must not start
+                raise OSError("sampling interrupted")
+            proc = self._module.Popen(*args, **kwargs)
+            _LIVE.append((proc, self._own_group))
+            if _STOPPING:  # the signal came (in this thread) while the process was starting
+                _kill(proc, self._own_group)
+        return proc
+
+
+# Re-entrant: the signal handler runs in the main thread, which may hold it (starting make).
+_LOCK = threading.RLock()
+_LIVE: list = []  # (Popen, own process group) started by cmdstanpy and not yet seen ended
+_STOPPING = False
+
+
+def _kill(proc, group: bool) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+def track_cmdstanpy() -> None:
+    """Route cmdstanpy's process starts (chains, and make when compiling) through `_Tracked`."""
+    import subprocess
+
+    import cmdstanpy.model
+    import cmdstanpy.utils.command
+
+    # cmdstanpy 1.3 starts each CmdStan chain with model.subprocess.Popen and make with
+    # utils.command.subprocess.Popen; it has no hook of its own for ending them.
+    if not isinstance(cmdstanpy.model.subprocess, _Tracked):
+        cmdstanpy.model.subprocess = _Tracked(subprocess, own_group=False)
+    if not isinstance(cmdstanpy.utils.command.subprocess, _Tracked):
+        cmdstanpy.utils.command.subprocess = _Tracked(subprocess, own_group=True)
+
+
+class ProcessStop:
+    """Whether the user interrupted cmdstanpy; `request` kills the CmdStan processes it started."""
+
+    def __init__(self):
+        self.requested = False
+
+    def request(self) -> None:
+        """SIGKILL every live CmdStan (or make) process; cmdstanpy's threads then reap them."""
+        global _STOPPING
+        self.requested = True
+        with _LOCK:
+            _STOPPING = True
+            live = [(p, group) for p, group in _LIVE if p.returncode is None]
+            _LIVE[:] = live
+        # SIGKILL: a chain holds nothing worth saving, and make's compilers must not finish
+        # writing an executable the cache would later trust.
+        for proc, group in live:
+            _kill(proc, group)
+
+    def renew(self) -> None:
+        """Let later runs in this process start processes again; forget the ended ones."""
+        global _STOPPING
+        with _LOCK:
+            _STOPPING = False
+            _LIVE[:] = [(p, group) for p, group in _LIVE if p.returncode is None]

@@ -1,13 +1,10 @@
-"""cmdstanpy fit (CmdStanMCMC) -> arrays shaped (chain, draw[, group]) -> the common posterior."""
+"""cmdstanpy fit (CmdStanMCMC) -> arrays shaped (chain, draw, ...) -> the common posterior."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from framework import GROUP_PARAMETERS, HYPERPARAMETERS
-
-from .assemble import assemble
-from .io_pystan import SAMPLER_STATS
+from .io_pystan import SAMPLER_STATS, stan_variables
 
 
 def variable(fit, name: str) -> np.ndarray:
@@ -25,13 +22,12 @@ def method_variable(values, chains: int) -> np.ndarray:
 
 def to_posterior(fit, problem, settings, attrs: dict):
     """The common InferenceData from a cmdstanpy fit of one of our programs."""
-    hyper = {name: variable(fit, name).astype(float) for name in HYPERPARAMETERS}
-    groups = None
-    if problem.method == "full":
-        groups = {name: variable(fit, name).astype(float) for name in GROUP_PARAMETERS}
+    from framework import complete_posterior
+
+    draws = {name: variable(fit, name).astype(float) for name in stan_variables(problem)}
     columns = fit.method_variables()
     stats = {}
     for column, (name, dtype) in SAMPLER_STATS.items():
         if column in columns:
             stats[name] = method_variable(columns[column], fit.chains).astype(dtype)
-    return assemble(problem, settings, hyper, groups, stats, attrs)
+    return complete_posterior(problem, settings, draws, stats, attrs)

@@ -8,6 +8,8 @@ from typing import Any
 
 from framework import OptionsError
 
+from .engines import option_problems
+
 ENGINES = ("auto", "cmdstanpy", "pystan")
 DEFAULTS: dict[str, Any] = {
     # auto: cmdstanpy where a CmdStan installation exists, pystan otherwise.
@@ -38,6 +40,10 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise OptionsError(problems)
     if merged["cmdstan_path"] is not None:
         merged["cmdstan_path"] = os.path.abspath(os.path.expanduser(merged["cmdstan_path"]))
+    # An engine named explicitly must run here, so `framework validate` catches it before a run.
+    problems = option_problems(merged)
+    if problems:
+        raise OptionsError(problems)
     return merged
 
 

@@ -1,27 +1,38 @@
-"""The Stan program and its data, generated from the validated problem only.
+"""The Stan programs and their data, generated from the Model's structure only.
 
-The program text is a pure function of (method, parameterisation, the five
-prior families): every number (data, prior arguments, uniform bounds) reaches
-Stan as data, so changing them never recompiles. Each family maps to a fixed
-statement template; nothing a user wrote is pasted into the program. The
-marginal program also takes the centre and scale of its sampling coordinates
-as data (scaling.py) and names the stanc options it needs in its header.
+A program's text is a pure function of its `Shape`: the method, the
+parameterisation (method full), the number of group terms q, whether they are
+correlated, and the set of prior families in use. Everything else (how many
+population terms, every prior argument and uniform bound, the LKJ eta, the
+data and the centre and scale of the sampling coordinates) reaches Stan as
+data, so it never forces a recompile, and nothing a user wrote (names,
+labels, numbers) is pasted into a program.
+
+Both programs share the block of scalar parameters (`hyper_*` below): every
+beta, group_sd and family parameter is one entry of an unconstrained vector u,
+sampled as u = centre + scale * z (Stan's offset and multiplier, scaling.py),
+constrained here by its prior's support (identity, exp, scaled inv_logit) with
+its log Jacobian; each prior family used gets one vectorised statement over
+the entries that take it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
-from framework import FAMILIES, HYPERPARAMETERS, BackendError, design_stats
+from framework import FAMILIES, BackendError
+from framework.model.prior_classes import GROUP_CORR
 
+from . import program_full, program_marginal
 from .scaling import centre_and_scale
 
 METHODS = ("marginal", "full")
 PARAMETERISATIONS = ("centred", "non_centred")
 
-# Family -> sampling statement; {v} is the parameter, {p} its data array of prior arguments.
+# Family -> sampling statement; {v} the parameters, {p} the data array of their prior arguments.
 STATEMENTS: dict[str, str] = {
     "normal": "{v} ~ normal({p}[1], {p}[2]);",
     "student_t": "{v} ~ student_t({p}[1], {p}[2], {p}[3]);",
@@ -36,85 +47,8 @@ STATEMENTS: dict[str, str] = {
     "lognormal": "{v} ~ lognormal({p}[1], {p}[2]);",
 }
 
-# Support -> constraint on the parameter; interval bounds come from the prior's data.
-BOUNDS = {"real": "", "positive": "<lower=0>", "interval": "<lower={p}[1], upper={p}[2]>"}
-
-MARGINAL_DATA = """\
-  int<lower=1> K;
-  vector<lower=1>[K] groups;
-  vector<lower=0>[K] n;
-  vector[K] xbar;
-  vector<lower=0>[K] sxx;
-  vector[K] ybar;
-  vector[K] sxy;
-  vector<lower=0>[K] ybar_ss;
-  vector<lower=0>[K] sxy_ss;
-  vector<lower=0>[K] f_ss;
-  real<lower=0> syy_total;"""
-
-FULL_DATA = """\
-  int<lower=1> N;
-  vector[N] y;
-  vector[N] x;
-  array[N] int<lower=1, upper=J> g;"""
-
-# framework.group_effects.marginal_loglik, rearranged so that each design (groups sharing n,
-# xbar and sxx: framework.design_stats) costs a few vector operations (u, v, w: the precisions
-# 1/intercept_sigma^2, 1/slope_sigma^2, 1/error_sigma^2). Per group j:
-#   det A_j = uv + w (u sx2_j + v n_j) + w^2 n_j sxx_j           (sx2 = sxx + n xbar^2)
-#   b'A^-1 b det A_j = w^2 (v n^2 m^2 + u f^2 + w (n^2 sxx m^2 + n e^2))_j
-# with m = ybar - intercept_mu - slope_mu xbar, e = sxy - slope_mu sxx, f = e + n xbar m. Within
-# a design only m, e and f vary, and their sums of squares over its groups are the centred sums
-# of the data plus groups x (the design mean's value)^2 (mm, ee, ff): sums of non-negative terms,
-# so no cancellation; r'r enters only through its total.
-MARGINAL_TRANSFORMED_DATA = """\
-transformed data {
-  real n_total = dot_product(groups, n);
-  real sxy_total = dot_product(groups, sxy);
-  real sxx_total = dot_product(groups, sxx);
-  vector[K] nxbar = n .* xbar;
-  vector[K] sx2 = sxx + nxbar .* xbar;
-  vector[K] nsxx = n .* sxx;
-  vector[K] n2 = square(n);
-  vector[K] n2sxx = n2 .* sxx;
-}
-"""
-
-# rep_vector(...) makes each local a single autodiff node holding K values under stanc's
-# --O1 (struct of arrays) rather than K nodes: ~5x faster gradients at K = 10,000.
-MARGINAL_LIKELIHOOD = """\
-  {
-    real w = inv_square(error_sigma);
-    real u = inv_square(intercept_sigma);
-    real v = inv_square(slope_sigma);
-    vector[K] m = ybar - rep_vector(intercept_mu, K) - slope_mu * xbar;
-    vector[K] e = sxy - rep_vector(slope_mu, K) .* sxx;
-    vector[K] f = e + nxbar .* m;
-    vector[K] mm = ybar_ss + groups .* (m .* m);
-    vector[K] ee = sxy_ss + groups .* (e .* e);
-    vector[K] ff = f_ss + groups .* (f .* f);
-    vector[K] det = rep_vector(u * v, K) + (u * w) * sx2 + (v * w) * n + square(w) * nsxx;
-    vector[K] q = (v * n2 + w * n2sxx) .* mm + u * ff + w * (n .* ee);
-    target += -0.5 * (n_total * (log(2 * pi()) - log(w)) - J * log(u * v)
-                      + dot_product(groups, log(det))
-                      + w * (syy_total - slope_mu * (2 * sxy_total - slope_mu * sxx_total)
-                             + dot_product(n, mm))
-                      - square(w) * sum(q ./ det));
-  }"""
-
-# The marginal program samples u = centre + scale * z for each hyperparameter's unconstrained
-# value u (centre and scale are data from scaling.py), then applies Stan's own constraining
-# transform and its log Jacobian: same posterior, coordinates the sampler finds at once.
-TRANSFORMS = {
-    "positive": ("exp({u})", "{u}"),
-    "interval": (
-        "{p}[1] + ({p}[2] - {p}[1]) * inv_logit({u})",
-        "log({p}[2] - {p}[1]) + log_inv_logit({u}) + log1m_inv_logit({u})",
-    ),
-}
-SCALING_DATA = """\
-  vector[5] u_centre;
-  vector<lower=0>[5] u_scale;"""
+# Response families whose likelihood the programs write (the family parameter is `sigma`).
+FAMILY_LIKELIHOODS = ("gaussian",)
 
 # Options for stanc, named in the program's second line (so the compiled-model caches, keyed
 # by the text, never mix optimisation levels); engines read them back with `stanc_options`.
@@ -122,127 +56,136 @@ STANC_OPTIONS = {"marginal": ("--O1",), "full": ()}
 STANC_LINE = "// stanc options:"
 KNOWN_STANC_OPTIONS = ("--O1",)
 
-CENTRED_PARAMETERS = """\
-  vector[J] intercept;
-  vector[J] slope;"""
 
-CENTRED_MODEL = """\
-  intercept ~ normal(intercept_mu, intercept_sigma);
-  slope ~ normal(slope_mu, slope_sigma);"""
+@dataclass(frozen=True)
+class Shape:
+    """What a program's text depends on, and nothing else."""
 
-NON_CENTRED_PARAMETERS = """\
-  vector[J] intercept_z;
-  vector[J] slope_z;"""
-
-NON_CENTRED_TRANSFORMED = """\
-transformed parameters {
-  vector[J] intercept = intercept_mu + intercept_sigma * intercept_z;
-  vector[J] slope = slope_mu + slope_sigma * slope_z;
-}
-"""
-
-NON_CENTRED_MODEL = """\
-  intercept_z ~ std_normal();
-  slope_z ~ std_normal();"""
-
-ROWS_LIKELIHOOD = "  y ~ normal(intercept[g] + slope[g] .* x, error_sigma);"
+    method: str
+    parameterisation: str
+    q: int
+    correlated: bool
+    families: tuple[str, ...]  # the prior families in use, sorted
 
 
-def prior_data_name(parameter: str) -> str:
-    """The data array holding the prior arguments of one hyperparameter."""
-    return f"p_{parameter}"
-
-
-def prior_template(family: str) -> tuple[str, str, int]:
-    """(bounds, statement, number of arguments) of a prior family; {p} and {v} to fill in."""
+def prior_template(family: str) -> tuple[str, int]:
+    """(statement, number of arguments) of a prior family; {v} and {p} to fill in."""
     if family not in STATEMENTS or family not in FAMILIES:
         raise BackendError(
             f"backend 'stan' has no Stan template for the prior family '{family}': "
             "use one of " + ", ".join(sorted(set(STATEMENTS) & set(FAMILIES)))
         )
-    fam = FAMILIES[family]
-    return BOUNDS[fam.support], STATEMENTS[family], len(fam.params)
+    return STATEMENTS[family], len(FAMILIES[family].params)
 
 
-def generate(method: str, parameterisation: str, families: dict[str, str]) -> str:
-    """The Stan program for a method, a parameterisation and the hyperparameters' prior families."""
-    if method not in METHODS:
+def scalar_priors(model) -> list[tuple[str, object]]:
+    """(label, Prior) of every scalar parameter the hyper block holds, in its order."""
+    out = []
+    for variable, selection in model.hyperparameters():
+        if variable != GROUP_CORR:
+            label = model.label(variable, selection)
+            out.append((label, model.priors[label]))
+    return out
+
+
+def shape_of(problem) -> Shape:
+    """The Shape of a `framework.Problem`."""
+    model = problem.model
+    if model.family.name not in FAMILY_LIKELIHOODS:
         raise BackendError(
-            f"backend 'stan': unknown method '{method}'; use one of {', '.join(METHODS)}"
+            f"backend 'stan' cannot fit the family '{model.family.name}' yet; it fits: "
+            f"{', '.join(FAMILY_LIKELIHOODS)}; use another backend or family"
         )
-    if method == "full" and parameterisation not in PARAMETERISATIONS:
+    families = tuple(sorted({prior.family for _, prior in scalar_priors(model)}))
+    parameterisation = problem.parameterisation if problem.method == "full" else "centred"
+    return Shape(problem.method, parameterisation, model.n_group_terms, model.correlated, families)
+
+
+def generate(shape: Shape) -> str:
+    """The Stan program of a Shape."""
+    if shape.method not in METHODS:
         raise BackendError(
-            f"backend 'stan': unknown parameterisation '{parameterisation}'; "
+            f"backend 'stan': unknown method '{shape.method}'; use one of {', '.join(METHODS)}"
+        )
+    if shape.parameterisation not in PARAMETERISATIONS:
+        raise BackendError(
+            f"backend 'stan': unknown parameterisation '{shape.parameterisation}'; "
             f"use one of {', '.join(PARAMETERISATIONS)}"
         )
-    header = (
-        "// Generated by framework_stan from the method, parameterisation and prior families.\n"
+    for family in shape.families:
+        prior_template(family)
+    header = "// Generated by framework_stan from the model's structure; every number is data.\n"
+    if STANC_OPTIONS[shape.method]:
+        header += f"{STANC_LINE} {' '.join(STANC_OPTIONS[shape.method])}\n"
+    body = program_marginal if shape.method == "marginal" else program_full
+    return header + body.program(
+        shape, hyper_data(shape), hyper_parameters(shape), hyper_model(shape)
     )
-    if STANC_OPTIONS[method]:
-        header += f"{STANC_LINE} {' '.join(STANC_OPTIONS[method])}\n"
-    if method == "marginal":
-        return header + _marginal(families)
-    data_lines, param_lines, prior_lines = [], [], []
-    for name in HYPERPARAMETERS:
-        bounds, statement, n_args = prior_template(families[name])
-        p = prior_data_name(name)
-        data_lines.append(f"  array[{n_args}] real {p};")
-        param_lines.append(f"  real{bounds.format(p=p)} {name};")
-        prior_lines.append("  " + statement.format(v=name, p=p))
-    centred = parameterisation == "centred"
-    group_params = CENTRED_PARAMETERS if centred else NON_CENTRED_PARAMETERS
-    parts = [
-        header,
-        "data {\n  int<lower=1> J;\n" + FULL_DATA + "\n" + "\n".join(data_lines) + "\n}\n",
+
+
+def hyper_data(shape: Shape) -> str:
+    """Data lines of the hyper block: sizes, sampling coordinates, supports, prior arguments."""
+    lines = [
+        "  int<lower=1> P;  // population terms",
+        "  int<lower=1> D;  // scalar parameters: P + Q + the family's",
+        "  vector[D] u_centre;",
+        "  vector<lower=0>[D] u_scale;",
+        "  int<lower=0> n_real;",
+        "  array[n_real] int<lower=1, upper=D> i_real;",
+        "  int<lower=0> n_pos;",
+        "  array[n_pos] int<lower=1, upper=D> i_pos;",
+        "  int<lower=0> n_int;",
+        "  array[n_int] int<lower=1, upper=D> i_int;",
+        "  vector[n_int] lower_int;",
+        "  vector[n_int] upper_int;",
     ]
-    parts.append("parameters {\n" + "\n".join(param_lines) + "\n" + group_params + "\n}\n")
-    if not centred:
-        parts.append(NON_CENTRED_TRANSFORMED)
-    group_model = CENTRED_MODEL if centred else NON_CENTRED_MODEL
-    parts.append(
-        "model {\n" + "\n".join(prior_lines) + "\n" + group_model + "\n" + ROWS_LIKELIHOOD + "\n}\n"
-    )
-    return "".join(parts)
+    for family in shape.families:
+        _, n_args = prior_template(family)
+        lines += [
+            f"  int<lower=0> n_{family};",
+            f"  array[n_{family}] int<lower=1, upper=D> i_{family};",
+            f"  array[{n_args}] vector[n_{family}] a_{family};",
+        ]
+    if shape.correlated:
+        lines.append("  real<lower=0> eta;  // LKJ prior of the group effects' correlations")
+    return "\n".join(lines)
 
 
-def _marginal(families: dict[str, str]) -> str:
-    data, params, transformed, jacobians, priors = [], [], [], [], []
-    for k, name in enumerate(HYPERPARAMETERS, start=1):
-        family = families[name]
-        _, statement, n_args = prior_template(family)
-        p = prior_data_name(name)
-        data.append(f"  array[{n_args}] real {p};")
-        scaled = f"real<offset=u_centre[{k}], multiplier=u_scale[{k}]>"
-        support = FAMILIES[family].support
-        if support == "real":
-            params.append(f"  {scaled} {name};")
-        else:
-            u = f"{name}_unc"
-            value, jacobian = TRANSFORMS[support]
-            params.append(f"  {scaled} {u};")
-            transformed.append(f"  real {name} = {value.format(u=u, p=p)};")
-            jacobians.append(f"  target += {jacobian.format(u=u, p=p)};")
-        priors.append("  " + statement.format(v=name, p=p))
-    block = "\n".join
-    return (
-        "data {\n  int<lower=1> J;\n"
-        + MARGINAL_DATA
-        + "\n"
-        + block(data)
-        + "\n"
-        + SCALING_DATA
-        + "\n}\n"
-        + MARGINAL_TRANSFORMED_DATA
-        + "parameters {\n"
-        + block(params)
-        + "\n}\n"
-        + ("transformed parameters {\n" + block(transformed) + "\n}\n" if transformed else "")
-        + "model {\n"
-        + block(jacobians + priors)
-        + "\n"
-        + MARGINAL_LIKELIHOOD
-        + "\n}\n"
-    )
+def hyper_parameters(shape: Shape) -> tuple[str, str]:
+    """(parameters lines, transformed parameters lines) of the hyper block."""
+    params = ["  vector<offset=u_centre, multiplier=u_scale>[D] u;"]
+    if shape.correlated:
+        params.append(f"  cholesky_factor_corr[{shape.q}] L_Omega;")
+    transformed = [
+        # Filled entry by entry, never copied from u: under --O1 `hyper = u` would share u's
+        # memory, and the indexed assignments below would then overwrite u itself.
+        "  vector[D] hyper;",
+        "  vector[P] beta;",
+        f"  vector[{shape.q}] group_sd;",
+        "  real sigma;",
+        "  hyper[i_real] = u[i_real];",
+        "  hyper[i_pos] = exp(u[i_pos]);",
+        "  hyper[i_int] = lower_int + (upper_int - lower_int) .* inv_logit(u[i_int]);",
+        "  beta = hyper[1:P];",
+        f"  group_sd = hyper[(P + 1):(P + {shape.q})];",
+        "  sigma = hyper[D];",
+    ]
+    return "\n".join(params), "\n".join(transformed)
+
+
+def hyper_model(shape: Shape) -> str:
+    """Model lines of the hyper block: log Jacobians of the transforms, then the priors."""
+    # The constant log(upper - lower) of the interval transform's Jacobian is left out.
+    lines = [
+        "  target += sum(u[i_pos]);",
+        "  target += sum(log_inv_logit(u[i_int]) + log1m_inv_logit(u[i_int]));",
+    ]
+    for family in shape.families:
+        statement, _ = prior_template(family)
+        lines.append("  " + statement.format(v=f"hyper[i_{family}]", p=f"a_{family}"))
+    if shape.correlated:
+        lines.append("  L_Omega ~ lkj_corr_cholesky(eta);")
+    return "\n".join(lines)
 
 
 def stanc_options(code: str) -> tuple[str, ...]:
@@ -255,25 +198,40 @@ def stanc_options(code: str) -> tuple[str, ...]:
 
 def program_for(problem) -> str:
     """The Stan program of a `framework.Problem`."""
-    families = {name: problem.priors[name].family for name in HYPERPARAMETERS}
-    return generate(problem.method, problem.parameterisation, families)
+    return generate(shape_of(problem))
 
 
 def data_for(problem) -> dict:
-    """The data block's values for a problem: statistics or rows, and the prior arguments."""
-    ds = problem.dataset
-    data: dict = {"J": int(ds.n_groups)}
-    if problem.method == "marginal":
-        designs = design_stats(ds.stats)
-        data["K"] = designs.n_designs
-        for key, values in designs.as_dict().items():
-            data[key] = values if key == "syy_total" else np.asarray(values, dtype=float)
-        data["u_centre"], data["u_scale"] = centre_and_scale(ds.stats, problem.priors)
-    else:
-        data.update(N=int(ds.n_rows), y=ds.y, x=ds.x, g=np.asarray(ds.codes, dtype=np.int64) + 1)
-    for name in HYPERPARAMETERS:
-        data[prior_data_name(name)] = [float(a) for a in problem.priors[name].args]
+    """The data block's values for a problem: the hyper block's, then the method's."""
+    model, shape = problem.model, shape_of(problem)
+    priors = scalar_priors(model)
+    data: dict = {"P": model.n_terms, "D": len(priors)}
+    support = [FAMILIES[prior.family].support for _, prior in priors]
+    real = [k for k, s in enumerate(support) if s == "real"]
+    positive = [k for k, s in enumerate(support) if s == "positive"]
+    interval = [k for k, s in enumerate(support) if s == "interval"]
+    data.update(n_real=len(real), i_real=_one_based(real))
+    data.update(n_pos=len(positive), i_pos=_one_based(positive))
+    data.update(n_int=len(interval), i_int=_one_based(interval))
+    data["lower_int"] = np.array([priors[k][1].bounds[0] for k in interval], dtype=float)
+    data["upper_int"] = np.array([priors[k][1].bounds[1] for k in interval], dtype=float)
+    for family in shape.families:
+        _, n_args = prior_template(family)
+        which = [k for k, (_, prior) in enumerate(priors) if prior.family == family]
+        data[f"n_{family}"] = len(which)
+        data[f"i_{family}"] = _one_based(which)
+        args = np.array([priors[k][1].args for k in which], dtype=float).reshape(len(which), n_args)
+        data[f"a_{family}"] = args.T
+    if shape.correlated:
+        data["eta"] = float(model.corr_prior.eta)
+    data["u_centre"], data["u_scale"] = centre_and_scale(model, problem.dataset.stats)
+    body = program_marginal if shape.method == "marginal" else program_full
+    data.update(body.data(model, problem.dataset))
     return data
+
+
+def _one_based(positions: list[int]) -> np.ndarray:
+    return np.asarray(positions, dtype=np.int64) + 1
 
 
 def digest(program: str) -> str:

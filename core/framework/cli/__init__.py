@@ -1,0 +1,5 @@
+"""Command-line stage: the `framework` command and its terminal output."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,327 @@
+"""The `framework` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from ..errors import DiagnosticsFailed, FrameworkError, Interrupted, UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        _stop_children()
+        print(
+            "framework: interrupted; no output was written and previous results are untouched",
+            file=sys.stderr,
+        )
+        return Interrupted.exit_code
+    except FrameworkError as exc:
+        if isinstance(exc, Interrupted):
+            _stop_children()
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"framework: error: {exc}" if not isinstance(exc, UserError) else f"{exc}",
+            file=sys.stderr,
+        )
+        return exc.exit_code
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"framework: internal error: {type(exc).__name__}: {exc}\n"
+            "Rerun with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_MAIN_PID = os.getpid()
+
+
+def _terminate(signum, frame):
+    # SIGTERM takes the same path as Ctrl-C. Re-raising it as SIGINT lets whoever handles
+    # Ctrl-C at this moment (asyncio.run cancels its task cleanly) do so; a KeyboardInterrupt
+    # raised here could land inside an event loop or a lock and leave the process hanging.
+    if os.getpid() != _MAIN_PID:  # a forked worker (e.g. a sampler's pool): just end quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.raise_signal(signal.SIGINT)
+    else:
+        raise KeyboardInterrupt
+
+
+def _stop_children():
+    # Sampler worker processes (httpstan's pool, PyMC's chains) would otherwise finish
+    # their chains, or hang, before the interpreter may exit.
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    for child in mp.active_children():
+        child.terminate()
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    p = argparse.ArgumentParser(
+        prog="framework",
+        description="Bayesian hierarchical regression from a YAML spec.",
+        parents=[common],
+    )
+    sub = p.add_subparsers(dest="command")
+
+    def spec_command(name, handler, help_text):
+        c = sub.add_parser(name, help=help_text, parents=[common])
+        c.add_argument("spec", type=Path, help="the YAML spec file")
+        c.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a spec value, e.g. --set sampler.chains=2 (repeatable)",
+        )
+        c.set_defaults(handler=handler)
+        return c
+
+    c = spec_command("run", _run, "fit a spec and write the run directory")
+    c.add_argument(
+        "-o", "--output", type=Path, help="run directory (default: output.dir or runs/NAME)"
+    )
+    c.add_argument("--strict", action="store_true", help="exit 3 when convergence diagnostics fail")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    spec_command(
+        "validate", _validate, "check a spec, its data and backend options without fitting"
+    )
+    c = spec_command("simulate", _simulate, "write the data a spec's simulate block generates")
+    c.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
+
+    c = spec_command(
+        "compare", _compare, "fit a spec with several backends and check that they agree"
+    )
+    c.add_argument(
+        "--backends", required=True, help="comma-separated backend names, e.g. stan,pymc"
+    )
+    c.add_argument(
+        "-o", "--output", type=Path, help="folder for compare.csv (default: runs/NAME-compare)"
+    )
+    c.add_argument("--strict", action="store_true", help="exit 3 when any parameter disagrees")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    c = sub.add_parser(
+        "backends", help="list installed backends and whether they can run here", parents=[common]
+    )
+    c.set_defaults(handler=_backends)
+
+    c = sub.add_parser(
+        "forecast", help="forecast from a saved run without refitting", parents=[common]
+    )
+    c.add_argument("run_dir", type=Path, help="the folder `framework run` wrote")
+    c.add_argument(
+        "--group", required=True, help="group label (a group not in the data uses the population)"
+    )
+    c.add_argument(
+        "--x",
+        type=float,
+        action="append",
+        default=[],
+        help="value of the model's one predictor (repeatable: one forecast each)",
+    )
+    c.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="a predictor's value, e.g. --at x1=2 --at treatment=b (repeatable)",
+    )
+    c.add_argument("--new-groups", choices=("population", "error"), default="population")
+    c.set_defaults(handler=_forecast)
+    return p
+
+
+def _run(args) -> int:
+    from ..spec.load import load_spec
+
+    # The spec first: a bad one is reported before the heavier modules are imported.
+    spec = load_spec(args.spec, args.overrides)
+    from ..runner import run
+    from .terminal import Progress, summary
+
+    progress = Progress(quiet=args.quiet)
+    progress(f"spec {args.spec} is valid; backend {spec.backend.name}")
+    result = run(spec, output_dir=args.output, progress=progress)
+    for warning in result.dataset.warnings:
+        print(f"framework: warning: {warning}", file=sys.stderr)
+    print(summary(result))
+    if not result.diagnostics["passed"]:
+        print(
+            "framework: warning: convergence diagnostics failed: "
+            + "; ".join(result.diagnostics["problems"]),
+            file=sys.stderr,
+        )
+        if args.strict:
+            raise DiagnosticsFailed(
+                "--strict: convergence diagnostics failed (see above); outputs were written"
+            )
+    return 0
+
+
+def _validate(args) -> int:
+    from ..spec.load import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    from ..runner import prepare
+
+    prepared = prepare(spec, check_available=False)
+    ds = prepared.dataset
+    print(
+        f"{args.spec}: valid. {ds.n_rows} rows, {ds.n_groups} groups; "
+        f"model {prepared.problem.model.describe()}; backend {spec.backend.name}, "
+        f"method {prepared.problem.method}, output {spec.output_dir()}"
+    )
+    for warning in ds.warnings:
+        print(f"framework: warning: {warning}", file=sys.stderr)
+    status = prepared.backend.available()
+    if not status:
+        print(
+            f"framework: warning: backend '{spec.backend.name}' cannot run here: {status.reason}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _simulate(args) -> int:
+    from ..data.load import scan
+    from ..data.simulate import simulated_frame
+    from ..errors import SpecError
+    from ..spec.load import load_spec
+    from ..spec.model_spec import build_model
+
+    spec = load_spec(args.spec, args.overrides)
+    if spec.data.simulate is None:
+        raise SpecError(
+            f"{args.spec}: data.simulate: this spec reads a file; add a simulate block to simulate"
+        )
+    model = build_model(spec, scan(spec))
+    frame = simulated_frame(spec, model)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(args.output)
+    except OSError as exc:
+        raise UserError(
+            f"-o {args.output}: cannot write ({exc.strerror}); choose another path"
+        ) from None
+    print(f"wrote {len(frame)} rows, {frame[model.group].nunique()} groups to {args.output}")
+    return 0
+
+
+def _compare(args) -> int:
+    from ..results.comparison import Z_TOLERANCE, compare, write_comparison
+    from ..spec.load import load_spec
+    from .terminal import Progress, table
+
+    spec = load_spec(args.spec, args.overrides)
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    if len(names) < 2:
+        raise UserError("--backends: name at least two backends, e.g. --backends stan,pymc")
+    result = compare(spec, names, Progress(quiet=args.quiet))
+    folder = args.output or spec.output_dir().with_name(f"{spec.name}-compare")
+    write_comparison(result, folder)
+    is_coef = result.table["variable"] == "coef"
+    hyper, effects = result.table[~is_coef], result.table[is_coef]
+    print("Hyperparameters (difference in Monte Carlo standard errors and in posterior sds)")
+    print(table(hyper.drop(columns="variable")))
+    print(
+        f"\nGroup coefficients: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
+        f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged"
+    )
+    print("\nBackends")
+    print(table(result.timings()))
+    flagged = result.flagged["parameter"].tolist()
+    print(
+        f"\n{'AGREE' if not flagged else 'DISAGREE'}: tolerance {Z_TOLERANCE:g} MCSE; "
+        f"{len(flagged)} parameter(s) flagged{': ' + ', '.join(flagged[:10]) if flagged else ''}"
+    )
+    print(f"Outputs: {folder}")
+    if flagged and args.strict:
+        raise DiagnosticsFailed(f"--strict: backends disagree on {len(flagged)} parameter(s)")
+    return 0
+
+
+def _backends(args) -> int:
+    from ..backends.plugins import get_registry
+
+    registry = get_registry()
+    if not registry.names() and not registry.broken:
+        print("no backends installed: pip install framework (built-ins) or a backend plugin")
+    for name in registry.names():
+        backend = registry.get(name)
+        try:
+            status = backend.available()
+        except Exception as exc:  # an availability check must not break the listing
+            status = _unavailable(f"available() raised {type(exc).__name__}: {exc}")
+        state = "available" if status else f"NOT available: {status.reason}"
+        print(
+            f"{name:10s} {state}\n{'':10s} {backend.description} (plugin {registry.origin(name)}; "
+            f"methods: {', '.join(backend.methods)})"
+        )
+        for line in getattr(status, "details", ()):
+            print(f"{'':10s} {line}")
+    for broken in registry.broken:
+        print(f"{broken.name:10s} BROKEN: plugin failed to load: {broken.reason}")
+    return 0
+
+
+def _unavailable(reason: str):
+    from ..backends.registry import Availability
+
+    return Availability(False, reason)
+
+
+def _forecast(args) -> int:
+    from ..results.forecasts import forecast_table, predictors
+    from ..results.run_directory import load_posterior, saved_model
+    from .terminal import table
+
+    at = {}
+    for item in args.at:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip() or not value.strip():
+            raise UserError(f"--at {item}: write COLUMN=VALUE, e.g. --at x=16 or --at trt=b")
+        at[column.strip()] = value.strip()
+    idata = load_posterior(args.run_dir)
+    model = saved_model(idata, where=args.run_dir / "posterior.nc")
+    if not args.x and not at and predictors(model):
+        raise UserError(
+            f"forecast: give the predictor values ({', '.join(predictors(model))}): --x VALUE "
+            "(a one-predictor model) or --at COLUMN=VALUE for each predictor"
+        )
+    requests = [(args.group, {**at, "x": x}) for x in args.x] or [(args.group, at)]
+    print(table(forecast_table(idata, model, requests, new_groups=args.new_groups)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data stage: table files, streaming reads, reductions to statistics, simulation."""

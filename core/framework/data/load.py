@@ -1,0 +1,87 @@
+"""Load the spec's data: scan the model's columns, build the Model, then read (or simulate) the rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from ..model.formula import parse_formula
+from ..model.model import Model
+from ..model.model import build_model as model_from_formula
+from ..model.terms import Column
+from ..spec.load import Spec
+from ..spec.model_spec import build_model, categorical_columns
+from .columns import Wanted, scan_file
+from .dataset import Dataset
+from .reading import read_table
+from .simulate import simulate, simulated_columns
+from .table_files import MissingColumn
+
+
+def wanted_columns(spec: Spec) -> Wanted:
+    """The columns the spec's model reads, the spec fields naming them and what it declares."""
+    m = spec.model
+    names = m.column_names()
+    predictors = tuple(c for c in names if c not in (m.response, m.group))
+    if m.formula is None:  # the v1 form: each column has its own key, the predictor is a slope
+        fields = {m.response: "model.response", m.predictor: "model.predictor",
+                  m.group: "model.group"}  # fmt: skip
+        numeric = frozenset({m.predictor})
+    else:
+        fields, numeric = dict.fromkeys(names, "model.formula"), frozenset()
+    declared = categorical_columns(spec)
+
+    def declared_at(column: str) -> str:
+        path = ("model", "categorical", column, "reference")
+        return f"{spec.where(*path)}: {'.'.join(path)}"
+
+    return Wanted(m.response, m.group, predictors, declared, numeric, fields, declared_at)
+
+
+def scan(spec: Spec) -> dict[str, Column]:
+    """The model's columns with their kinds and levels: from the data file, or the simulate block."""
+    wanted = wanted_columns(spec)
+    if spec.data.simulate is not None:
+        return simulated_columns(spec, wanted)
+    try:
+        return scan_file(spec.data_path(), wanted)
+    except MissingColumn as exc:
+        # The fix is in the spec (or the header): point at the spec's line.
+        raise DataError(f"{spec.where(*exc.field_path.split('.'))}: {exc}") from None
+
+
+def load(spec: Spec, keep_rows: bool | int = True) -> tuple[Model, Dataset]:
+    """The spec's Model and data: simulated, or read from its CSV/Parquet file and checked.
+
+    `keep_rows` as in `read_table`: True, False, or keep at most that many rows.
+    """
+    model = build_model(spec, scan(spec))
+    if spec.data.simulate is not None:
+        dataset = simulate(spec, model)
+        if keep_rows is True or (keep_rows is not False and dataset.n_rows <= keep_rows):
+            return model, dataset
+        return model, dataset.without_rows()
+    dataset = read_table(spec.data_path(), model, missing=spec.data.missing, keep_rows=keep_rows,
+                         fields=wanted_columns(spec).all_fields())  # fmt: skip
+    return model, dataset
+
+
+def load_dataset(spec: Spec, keep_rows: bool | int = True) -> Dataset:
+    """The spec's Dataset alone (see `load`, which also returns the Model)."""
+    return load(spec, keep_rows)[1]
+
+
+def read_file(
+    path: Path,
+    formula: str,
+    categorical: dict[str, str | None] | None = None,
+    missing: str = "refuse",
+    keep_rows: bool | int = True,
+) -> tuple[Model, Dataset]:
+    """Scan, model and read a CSV/Parquet file without a spec (tests, benchmarks, notebooks)."""
+    parsed = parse_formula(formula)
+    group = parsed.blocks[0].group if parsed.blocks else ""
+    predictors = tuple(c for c in parsed.columns() if c not in (parsed.response, group))
+    wanted = Wanted(parsed.response, group, predictors, dict(categorical or {}))
+    model = model_from_formula(parsed, scan_file(path, wanted))
+    return model, read_table(path, model, missing=missing, keep_rows=keep_rows)

@@ -1,0 +1,1 @@
+"""Model stage: priors, sufficient statistics, group effects and parameterisation (plain values only)."""

@@ -1,0 +1,1 @@
+"""Results stage: estimates, forecasts, diagnostics, convergence, plots, comparison and the run directory."""

@@ -1,0 +1,1 @@
+"""Spec stage: load the YAML spec, apply overrides, validate it against the schema."""

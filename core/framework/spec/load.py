@@ -1,0 +1,231 @@
+"""Loading a spec: safe YAML, overrides, validation into the schema, every problem reported at once."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import SpecError
+from .messages import dotted_path, fields_at, format_errors, kind, unknown_key_text  # noqa: F401 (dotted_path re-exported)
+from .schema import (  # noqa: F401  (re-exported: the schema is part of this module's API)
+    NAME_PATTERN,
+    BackendSpec,
+    DataSpec,
+    Forecast,
+    ModelSpec,
+    OutputSpec,
+    SamplerSpec,
+    Simulate,
+    Spec,
+    Truth,
+    XRange,
+    forecast_indices,
+)
+from .yaml_source import LineMap, load_scalar, load_yaml
+from .yaml_source import where as _where
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Load, override (`key.path=value`) and validate a spec file; SpecError lists every problem."""
+    path = Path(path)
+    raw, lines = load_yaml(path)
+    if raw is None:
+        raise SpecError(f"{path}:1: the spec is empty; it needs at least name, data and model")
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}:1: the spec must be a mapping of keys (name, data, model, ...), "
+            f"not {kind(raw)}; start the file with 'name: ...'"
+        )
+    raw = apply_overrides(copy.deepcopy(raw), overrides, str(path), lines)
+    return validate_spec(raw, path, lines)
+
+
+def validate_spec(raw: dict, path: Path | None = None, lines: LineMap | None = None) -> Spec:
+    """Validate plain data into a Spec; also checks the data file and output folder."""
+    lines = lines if lines is not None else LineMap()
+    filename = str(path) if path else "<spec>"
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{filename}: the spec must be a mapping of keys (name, data, model, ...), not {kind(raw)}"
+        )
+    # The internal fields are not keys a user may write: report them like any unknown key.
+    internal = [k for k in _INTERNAL if k in raw]
+    problems = [
+        f"{_where(filename, lines, (k,))}: {k}: {unknown_key_text(k, fields_at(()))}"
+        for k in internal
+    ]
+    given = {k: v for k, v in keep_text(raw, lines).items() if k not in _INTERNAL}
+    try:
+        spec = Spec.model_validate(
+            {
+                **given,
+                "source": path.resolve() if path else None,
+                "raw": raw,
+                "lines": dict(lines),
+                "filename": filename,
+            }
+        )
+    except ValidationError as exc:
+        raise SpecError(problems + format_errors(exc, filename, lines, raw)) from None
+    except RecursionError:
+        raise SpecError(f"{filename}: the spec is nested too deeply") from None
+    if problems:
+        raise SpecError(problems)
+    problems = spec.forecast_problems() + _check_paths(spec, filename, lines)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+# Values that are labels or levels: a number written there keeps its text (`01`, `1.50`, `NO`).
+LABEL_PATHS = (
+    ("forecasts", "*", "group"),
+    ("forecasts", "*", "at", "*"),
+    ("model", "categorical", "*"),
+    ("model", "categorical", "*", "reference"),
+    ("data", "simulate", "groups", "*"),
+)
+
+
+def keep_text(raw: dict, lines: LineMap) -> dict:
+    """`raw` with the values at LABEL_PATHS read back as the text written in the file."""
+    texts = getattr(lines, "texts", {})
+    if not texts:
+        return raw
+    out = copy.deepcopy(raw)
+    for pattern in LABEL_PATHS:
+        for path, parent, key in _matches(out, pattern, ()):
+            if path in texts and not isinstance(parent[key], str):
+                parent[key] = texts[path]
+    return out
+
+
+def _matches(node, pattern: tuple, path: tuple):
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(node, dict):
+        keys = list(node) if head == "*" else [head] if head in node else []
+    elif isinstance(node, list) and head == "*":
+        keys = range(len(node))
+    else:
+        return
+    for key in keys:
+        here = (*path, key)
+        if rest:
+            yield from _matches(node[key], rest, here)
+        else:
+            yield here, node, key
+
+
+def _check_paths(spec: Spec, filename: str, lines: LineMap) -> list[str]:
+    # The file system is only looked at here, after the spec itself is valid.
+    problems = []
+    try:
+        data_path = spec.data_path()
+        if data_path is not None:
+            problems += _check_data_path(
+                data_path, f"{_where(filename, lines, ('data', 'path'))}: data.path"
+            )
+        if spec.output.dir is not None:
+            problems += _check_output_dir(
+                Path(spec.output.dir), f"{_where(filename, lines, ('output', 'dir'))}: output.dir"
+            )
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte or a name longer than the system allows
+        problems.append(
+            f"{filename}: a path in the spec cannot be used ({exc}); write a plain file path"
+        )
+    return problems
+
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".tsv")
+
+
+def _check_data_path(data_path: Path, where: str) -> list[str]:
+    if not data_path.exists():
+        hint = ""
+        if data_path.parent.is_dir():
+            near = [p.name for p in data_path.parent.iterdir() if p.suffix.lower() in DATA_SUFFIXES]
+            close = difflib.get_close_matches(data_path.name, near, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+        return [
+            f"{where}: file {data_path} does not exist; the path is relative to the spec's folder{hint}"
+        ]
+    if not data_path.is_file():
+        return [
+            f"{where}: {data_path} is {'a folder' if data_path.is_dir() else 'not a regular file'}; give a CSV or Parquet file"
+        ]
+    if data_path.suffix.lower() not in DATA_SUFFIXES:
+        return [
+            f"{where}: {data_path.name} is neither .csv nor .parquet; export it as CSV or Parquet"
+        ]
+    if not os.access(data_path, os.R_OK):
+        return [f"{where}: {data_path} cannot be read (permission denied); check its permissions"]
+    return []
+
+
+def _check_output_dir(target: Path, where: str) -> list[str]:
+    # Relative output folders are relative to the working directory, like runs/NAME.
+    if target.exists():
+        if not target.is_dir():
+            return [f"{where}: {target} exists and is not a folder; choose another path"]
+        probe = target.absolute().parent
+    else:
+        probe = next(p for p in target.absolute().parents if p.exists())
+    if not probe.is_dir():
+        return [
+            f"{where}: cannot create {target}: {probe} is a file, not a folder; choose another path"
+        ]
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return [f"{where}: cannot write {target}: {probe} is not writable; choose another folder"]
+    return []
+
+
+def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None = None) -> dict:
+    """Apply `a.b.c=value` overrides; values are read as YAML scalars (ints, floats, text)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected key.path=value, e.g. --set sampler.chains=2")
+        try:
+            value = load_scalar(text) if text.strip() else ""
+        except Exception:  # any YAML problem: the value is the text itself
+            value = text
+        parts = key.strip().split(".")
+        node: Any = raw
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise SpecError(
+                        f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise SpecError(f"--set {item!r}: {'.'.join(parts[:i])} is not a mapping")
+        if lines is not None:
+            # Problems with an overridden value point at the --set, not at the file's line.
+            path = tuple(int(p) if p.isdigit() else p for p in parts)
+            for k in [k for k in lines if k[: len(path)] == path]:
+                del lines[k]
+            lines[path] = f"--set {item}"
+            texts = getattr(lines, "texts", {})
+            for k in [k for k in texts if k[: len(path)] == path]:
+                del texts[k]
+            if isinstance(value, int | float):
+                texts[path] = text.strip()
+    return raw
+
+
+_INTERNAL = ("source", "raw", "lines", "filename")
