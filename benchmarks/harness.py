@@ -18,19 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from workloads import V2, formula, write
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 os.environ.setdefault("FRAMEWORK_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={ROOT / '.cache' / 'pytensor'}")
 
-TRUTH = {
-    "intercept_mu": 20.0,
-    "intercept_sigma": 5.0,
-    "slope_mu": 1.0,
-    "slope_sigma": 0.5,
-    "error_sigma": 5.0,
-}
+# W1-W3's truth in the v2 names: `y ~ x + (x || group)`, the v1 model.
+TRUTH = {"beta": (20.0, 1.0), "group_sd": (5.0, 0.5), "sigma": 5.0}
+V1_FORMULA = "y ~ x + (x || group)"
 WORKLOADS = {
     # name: (groups, rows per group). W1-W3 are panels like the blog's (every group observed
     # at the same x), so all groups share one design (framework.designs); the "s" variants
@@ -40,6 +37,7 @@ WORKLOADS = {
     "W3": (10_000, 1000),
     "W2s": (1000, 100),
     "W3s": (10_000, 1000),
+    **{name: spec[:2] for name, spec in V2.items()},  # W2c, W2p, W2ps: see workloads.py
 }
 
 # The blog's program, in today's Stan syntax (`<-` and `int county[N]` are gone), with
@@ -93,15 +91,19 @@ def workload_file(name: str) -> Path:
     import pyarrow.parquet as pq
 
     DATA.mkdir(parents=True, exist_ok=True)
+    if name in V2:
+        write(name, path)
+        return path
     rng = np.random.default_rng({"W1": 1, "W2": 2, "W3": 3, "W2s": 4, "W3s": 5}[name])
-    a = rng.normal(TRUTH["intercept_mu"], TRUTH["intercept_sigma"], groups)
-    b = rng.normal(TRUTH["slope_mu"], TRUTH["slope_sigma"], groups)
+    (a_mean, b_mean), (a_sd, b_sd) = TRUTH["beta"], TRUTH["group_sd"]
+    a = rng.normal(a_mean, a_sd, groups)
+    b = rng.normal(b_mean, b_sd, groups)
     codes = np.repeat(np.arange(groups, dtype=np.int32), rows)
     if name.endswith("s"):
         x = rng.uniform(0.0, 10.0, len(codes))
     else:
         x = np.tile(np.arange(rows, dtype=float) / max(rows / 11, 1), groups)  # 0..10 like W1
-    y = a[codes] + b[codes] * x + rng.normal(0, TRUTH["error_sigma"], len(codes))
+    y = a[codes] + b[codes] * x + rng.normal(0, TRUTH["sigma"], len(codes))
     labels = pa.array([f"g{j:05d}" for j in range(groups)])
     table = pa.table(
         {"group": pa.DictionaryArray.from_arrays(pa.array(codes), labels), "x": x, "y": y}
@@ -112,13 +114,23 @@ def workload_file(name: str) -> Path:
     return path
 
 
+def workload_formula(name: str) -> str:
+    return formula(name) if name in V2 else V1_FORMULA
+
+
 def spec_for(name: str, folder: Path, **sampler) -> Path:
     import yaml
 
+    # W1-W3 keep the v1 spec form (it maps onto V1_FORMULA); the v2 workloads use formulas.
+    model = (
+        {"formula": formula(name)}
+        if name in V2
+        else {"response": "y", "predictor": "x", "group": "group"}
+    )
     spec = {
         "name": f"bench-{name}",
         "data": {"path": str(workload_file(name))},
-        "model": {"response": "y", "predictor": "x", "group": "group"},
+        "model": model,
         "sampler": {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 1, **sampler},
         "output": {"dir": str(folder / "run"), "plots": False},
     }
@@ -143,7 +155,12 @@ def min_ess_all(idata, names) -> tuple[float, float]:
 
 
 def run_framework(
-    workload: str, backend: str, method: str, options: dict, repeat: bool = False
+    workload: str,
+    backend: str,
+    method: str,
+    options: dict,
+    repeat: bool = False,
+    sampler: dict | None = None,
 ) -> dict:
     """`framework run` in-process, timed by stage; with `repeat`, a second run shows the compile cache."""
     import framework
@@ -172,7 +189,8 @@ def run_framework(
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = framework.load_spec(
-            spec_for(workload, Path(tmp), method=method), [f"backend.name={backend}"]
+            spec_for(workload, Path(tmp), method=method, **(sampler or {})),
+            [f"backend.name={backend}"],
         )
         spec = spec.model_copy(
             update={"backend": spec.backend.model_copy(update={"options": options})}
@@ -283,6 +301,7 @@ def child(config: dict) -> dict:
             config["method"],
             config.get("options", {}),
             config.get("repeat", False),
+            config.get("sampler"),
         )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

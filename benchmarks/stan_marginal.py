@@ -4,10 +4,11 @@
 seeded request from its fit store, which would time nothing). Per workload: the program's load (or
 compile) seconds, sampling seconds, the rest of the fit (drawing the group effects,
 building the InferenceData), leapfrog steps per draw, divergences, min bulk ESS and
-max R-hat of the hyperparameters. "overhead" samples a one-parameter program with
+max R-hat over every parameter (beta, group_sd, group_corr, sigma and every group's coef). "overhead" samples a one-parameter program with
 the same settings, so its sampling seconds are pystan's cost per fit, not compute.
 
-    FRAMEWORK_CACHE_DIR=.cache .venv/bin/python benchmarks/stan_marginal.py [overhead W1 W2 W3]
+    FRAMEWORK_CACHE_DIR=.cache .venv/bin/python benchmarks/stan_marginal.py \
+        [overhead W1 W2 W3 W2s W3s W2c W2p W2ps]
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import json
 import sys
 import time
 
-from harness import WORKLOADS, workload_file
+from harness import WORKLOADS, workload_file, workload_formula
 
 TRIVIAL = "parameters { real y; } model { y ~ std_normal(); }"
-FORMULA = "y ~ x + (x || group)"  # the workloads' model: the v1 model
 
 
 def overhead() -> dict:
@@ -37,14 +37,12 @@ def overhead() -> dict:
 
 
 def marginal(name: str) -> dict:
-    import arviz as az
-    import numpy as np
-
     from framework import Problem, SamplerSettings
     from framework.data.load import read_file
+    from framework.results.diagnostics import diagnose
     from framework_stan import StanBackend
 
-    model, dataset = read_file(workload_file(name), FORMULA)
+    model, dataset = read_file(workload_file(name), workload_formula(name), keep_rows=False)
     problem = Problem(model, dataset, "marginal", "centred")
     seed = time.time_ns() % 2**31
     settings = SamplerSettings(chains=4, warmup=1000, draws=1000, seed=seed)
@@ -52,9 +50,7 @@ def marginal(name: str) -> dict:
     idata = StanBackend().fit(problem, settings, {"engine": "pystan"})
     total = time.perf_counter() - start
     attrs, stats = idata.posterior.attrs, idata.sample_stats
-    hyper = [v for v in model.variables() if v != "coef"]  # every scalar parameter's variable
-    ess = az.ess(idata, var_names=hyper)
-    rhat = az.rhat(idata, var_names=hyper)
+    checked = diagnose(idata, model)  # every parameter, each group's coefficients included
     return {
         "workload": f"{name} ({WORKLOADS[name][0]} groups)",
         "seed": seed,
@@ -63,8 +59,8 @@ def marginal(name: str) -> dict:
         "rest_s": round(total - attrs["compile_seconds"] - attrs["sampling_seconds"], 2),
         "steps_per_draw": round(float(stats["n_steps"].mean()), 2),
         "divergences": int(stats["diverging"].sum()),
-        "min_ess_bulk": int(min(float(np.min(ess[v])) for v in hyper)),
-        "max_rhat": round(max(float(np.max(rhat[v])) for v in hyper), 4),
+        "min_ess_bulk": int(checked["min_ess_bulk"]),
+        "max_rhat": round(checked["max_r_hat"], 4),
         "from_cache": bool(attrs["fit_from_cache"]),
     }
 

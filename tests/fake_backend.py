@@ -59,8 +59,9 @@ class FakeBackend:
         beta_truth = truth.get("beta", {})
         draws = {
             "beta": around([beta_truth.get(t, 0.0) for t in model.term_names]),
-            "group_sd": np.abs(around([truth.get("group_sd", {}).get(t, 1.0)
-                                       for t in model.group_term_names])),  # fmt: skip
+            "group_sd": np.abs(
+                around([truth.get("group_sd", {}).get(t, 1.0) for t in model.group_term_names])
+            ),  # fmt: skip
             "sigma": np.abs(around(truth.get("sigma", 1.0))),
         }
         draws["beta"][..., 0] += self.bias

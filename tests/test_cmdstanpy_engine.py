@@ -236,15 +236,15 @@ def engine(monkeypatch):
 def test_run_samples_reports_and_records_stan_warnings(engine):
     problem = Problem()
     fit, attrs = engine.run(problem, settings(), OPTIONS, WARNS, {}, {"engine": "cmdstanpy"})
-    assert attrs["stan_warnings"] > 0, problem.lines
-    assert "Scale parameter is 0" in attrs["stan_warning_first"]
+    assert attrs["sampler_warnings"] > 0, problem.lines
+    assert "Scale parameter is 0" in attrs["sampler_warning_first"]
     summaries = [line for line in problem.lines if "non-fatal warning" in line]
     assert (
         len(summaries) == 1
         and attrs["library_versions"]["cmdstan"] == engines.locate_cmdstan().version
     )
     fit, attrs = engine.run(problem, settings(), OPTIONS, NORMAL, normal_data(), {})
-    assert attrs["stan_warnings"] == 0 and attrs["stan_warning_first"] == ""
+    assert attrs["sampler_warnings"] == 0 and attrs["sampler_warning_first"] == ""
     assert fit.stan_variable("mu").shape == (600,)
     assert "Stan program found in the compiled-model cache" in problem.lines
 
@@ -266,7 +266,7 @@ QUIET_SCRIPT = textwrap.dedent(
         if not quiet:
             p.progress = lambda line: print("progress:", line, file=sys.stderr)
         attrs = e.run(p, settings(), OPTIONS, program, data, {{}})
-        print("warnings", attrs["stan_warnings"])
+        print("warnings", attrs["sampler_warnings"])
     cmdstanpy.utils.get_logger().info("after the runs, cmdstanpy logs as before")
     """
 )
@@ -439,7 +439,9 @@ def test_pystan_counts_stan_warnings_and_notes_the_auto_fallback(monkeypatch, tm
     problem = Problem()
     auto = {**OPTIONS, "engine": "auto"}
     attrs = engine_pystan.run(problem, settings(seed=secrets.randbelow(2**31)), auto, WARNS, {}, {})
-    assert attrs["stan_warnings"] > 0 and "Scale parameter is 0" in attrs["stan_warning_first"]
+    assert (
+        attrs["sampler_warnings"] > 0 and "Scale parameter is 0" in attrs["sampler_warning_first"]
+    )
     notes = [line for line in problem.lines if line.startswith("engine auto: using pystan")]
     assert len(notes) == 1 and str(tmp_path / "gone") in notes[0], problem.lines
 

@@ -23,20 +23,44 @@ from framework.testing.conformance import (
 
 pytest_plugins = ["pytester"]  # to run the suite's class on a broken backend
 
+
+def _cmdstan_status() -> tuple[bool, str]:
+    try:
+        from framework_stan import engines
+    except ImportError as exc:
+        return False, f"the Stan plugin does not import: {exc}"
+    return engines.cmdstan_status()
+
+
+def _cmdstan_found() -> bool:
+    return _cmdstan_status()[0]
+
+
+_CMDSTAN_WHY = _cmdstan_status()[1]
+
 # Order matters: Stan's pystan engine forks worker processes, and forking after
 # JAX has started its threads can deadlock, so the JAX backend (numpyro) runs last.
 
 
 class TestStanConformance(BackendConformance):
-    """The built-in Stan backend; both methods and both parameterisations are cheap here."""
+    """The built-in Stan backend through pystan; both methods and parameterisations."""
 
     backend_name = "stan"
+    options = {"engine": "pystan"}
     skip_if_missing = True
 
 
+@pytest.mark.skipif(
+    not _cmdstan_found(), reason="no CmdStan here (set CMDSTAN; CI assembles one): " + _CMDSTAN_WHY
+)
+class TestStanCmdstanpyConformance(TestStanConformance):
+    """The same suite through cmdstanpy and a real CmdStan."""
+
+    options = {"engine": "cmdstanpy"}
+
+
 class TestPymcConformance(BackendConformance):
-    """The built-in PyMC backend, both methods and both parameterisations (Bambi writes
-    centred and non-centred as different models)."""
+    """The built-in PyMC backend, both methods and both parameterisations."""
 
     backend_name = "pymc"
     skip_if_missing = True

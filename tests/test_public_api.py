@@ -35,8 +35,15 @@ def test_public_names_are_exported():
 def test_type_checkers_see_every_exported_name():
     """The TYPE_CHECKING imports and the lazy table list the same names."""
     tree = ast.parse(Path(framework.__file__).read_text())
-    block = next(n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
-    seen = {a.asname or a.name for n in ast.walk(block) if isinstance(n, ast.ImportFrom) for a in n.names}
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+    )
+    seen = {
+        a.asname or a.name
+        for n in ast.walk(block)
+        if isinstance(n, ast.ImportFrom)
+        for a in n.names
+    }
     assert seen == set(framework.__all__)
 
 

@@ -265,6 +265,24 @@ def test_scaling_is_finite_and_positive_on_awkward_data(case):
     assert np.all(np.isfinite(centre)) and np.all(np.isfinite(scale)) and scale.min() > 0
 
 
+def test_scaling_sees_a_group_level_predictor_through_rounding_noise():
+    """A column constant within groups, read from text, keeps ~1e-32 of centred sum of squares
+    from rounding; taking that for within-group variation put MathAchieve's MEANSES at a scale
+    of 3e14 and sent the chains apart (R-hat 5). Its centre must be the between-group estimate
+    (lme4: 3.78) and its scale about its standard error (lme4: 0.38)."""
+    from pathlib import Path
+
+    from framework.data.load import read_file
+
+    csv = Path(__file__).parent / "reference" / "lme4" / "mathachieve.csv"
+    model, data = read_file(csv, "MathAch ~ SES + MEANSES + (SES | School)", keep_rows=False)
+    within = data.stats.cross[:, 2, 2]
+    assert np.any(within > 0)  # the noise this test is about is really there
+    centre, scale = scaling.centre_and_scale(model, data.stats)
+    j = model.term_names.index("MEANSES")
+    assert abs(centre[j] - 3.78) < 1.0 and 0.05 < scale[j] < 2.0
+
+
 # --- exactness of what Stan computes -----------------------------------------------------
 
 

@@ -92,7 +92,9 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     seed = spec.sampler.seed if spec.sampler.seed is not None else secrets.randbelow(2**31)
     s = spec.sampler
     settings = SamplerSettings(s.chains, s.warmup, s.draws, seed, s.target_accept, s.max_treedepth)
-    spec.forecast_requests(model)  # a forecast that does not fit the model: FILE:LINE, before sampling
+    spec.forecast_requests(
+        model
+    )  # a forecast that does not fit the model: FILE:LINE, before sampling
     problem = Problem(model, dataset, method, parameterisation, progress)
     seconds = {"prepare": time.perf_counter() - t0}
     return Prepared(spec, model, dataset, backend, options, problem, settings, seconds)
@@ -156,6 +158,11 @@ def summarise(prepared: Prepared, idata) -> RunResult:
             "warnings": dataset.warnings,
         },
     )
+    if attrs.get("sampler_warnings"):  # a backend's count of non-fatal sampler messages
+        diagnostics["sampler_warnings"] = {
+            "count": int(attrs["sampler_warnings"]),
+            "first": attrs.get("sampler_warning_first", ""),
+        }
     sampling = attrs.get("sampling_seconds")
     if sampling:
         diagnostics["min_ess_bulk_per_second"] = diagnostics["min_ess_bulk"] / float(sampling)

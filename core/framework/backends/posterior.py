@@ -144,7 +144,11 @@ def data_groups(model: Model, dataset: Dataset) -> dict[str, xr.Dataset]:
         "mean": ((GROUP_DIM, "column"), s.mean),
         "cross": ((GROUP_DIM, "column", "column2"), s.cross),
     }
-    labels = {GROUP_DIM: np.asarray(dataset.labels, dtype=str), "column": columns, "column2": columns}
+    labels = {
+        GROUP_DIM: np.asarray(dataset.labels, dtype=str),
+        "column": columns,
+        "column2": columns,
+    }
     attrs = {"rows": dataset.n_rows, "data_sha256": dataset.digest()}
     return {"constant_data": xr.Dataset(data, coords=labels, attrs=attrs)}
 
@@ -208,7 +212,9 @@ def _problems(idata, model: Model, dataset: Dataset):
             yield f"'{name}' has values outside [-1, 1]"
     for dim, want in expected.items():
         if dim in post.coords and [str(v) for v in post.coords[dim].values] != list(want):
-            what = "group labels in the dataset's order" if dim == GROUP_DIM else "the model's names"
+            what = (
+                "group labels in the dataset's order" if dim == GROUP_DIM else "the model's names"
+            )
             yield f"the '{dim}' coordinate does not list {what}"
     if "sample_stats" in groups:
         ss = idata.sample_stats

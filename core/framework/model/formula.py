@@ -243,4 +243,3 @@ class _Parser:
             if self.peek() == ("op", "("):
                 raise self.unexpected(self.peek())
         return tuple(dict.fromkeys(names))
-

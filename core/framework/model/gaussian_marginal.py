@@ -151,6 +151,18 @@ def draw_coefficients(
     return out.reshape((*lead, groups, q))
 
 
+def conditional_means(model, stats: GroupStats, *, beta, group_sd, sigma, group_corr=None):
+    """E[coefficients | y, parameters] per group (the BLUPs at those parameters): (..., J, q)."""
+    beta, lead = _flat(beta, (model.n_terms,))
+    q, z = model.n_group_terms, model.group_term_index
+    corr = None if group_corr is None else _flat(group_corr, (q, q))[0]
+    sinv, _ = sigma_inverse(_flat(group_sd, (q,))[0], corr)
+    low, v, _ = _factor(model, stats, beta, sinv, _flat(sigma)[0] ** 2)
+    b = la.backward(low, v)
+    out = np.stack([beta[:, z[i], None] + b[i] for i in range(q)], axis=-1)
+    return out.reshape((*lead, stats.n_groups, q))
+
+
 @dataclass(frozen=True)
 class Designs:
     """Groups pooled by design: what a backend's marginal likelihood needs, as plain arrays.

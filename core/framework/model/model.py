@@ -106,7 +106,9 @@ class Model:
 
     def predictors(self) -> list[str]:
         """The data columns the terms are made of (not the response or the grouping column)."""
-        return [c for c in self.columns if c not in (self.response, *(f.name for f in self.factors))]
+        return [
+            c for c in self.columns if c not in (self.response, *(f.name for f in self.factors))
+        ]
 
     def numeric_predictors(self) -> list[str]:
         return [c for c in self.predictors() if not self.columns[c].categorical]
@@ -223,7 +225,9 @@ def build_model(
         raise ModelError(where, f"uses the response '{parsed.response}' as a predictor too")
     if block.group in {c for t in parsed.terms for c in t}:
         raise ModelError(where, f"uses the grouping column '{block.group}' as a predictor too")
-    predictors = {c: columns[c] for c in parsed.columns() if c not in (parsed.response, block.group)}
+    predictors = {
+        c: columns[c] for c in parsed.columns() if c not in (parsed.response, block.group)
+    }
     terms = expand(parsed.terms, parsed.intercept, predictors)
     if not terms:
         raise ModelError(where, "has no population-level term; write e.g. y ~ 1 + (1 | g)")

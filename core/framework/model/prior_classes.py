@@ -80,7 +80,9 @@ def parse_priors(raw: dict | None, family_parameters: tuple[str, ...]) -> dict:
             positive = key != BETA
             if isinstance(value, dict) and "dist" not in value:
                 out[key] = {
-                    str(term): _at(f"{key}.{term}", lambda v=v, k=key, p=positive: parse_prior(v, k, p))
+                    str(term): _at(
+                        f"{key}.{term}", lambda v=v, k=key, p=positive: parse_prior(v, k, p)
+                    )
                     for term, v in value.items()
                 }
             else:

@@ -42,8 +42,6 @@ FAMILIES: dict[str, Family] = {
     )
 }
 
-HYPERPARAMETERS = ("intercept_mu", "intercept_sigma", "slope_mu", "slope_sigma", "error_sigma")
-SCALE_PARAMETERS = ("intercept_sigma", "slope_sigma", "error_sigma")
 
 # Each part of a number can match in one way only, so a failing match cannot backtrack
 # quadratically (`\d+\.?\d*` on a long run of digits did).
@@ -142,10 +140,11 @@ class Prior:
         return np.asarray(self.scipy().logpdf(value))
 
 
-def parse_prior(value: object, parameter: str, positive: bool | None = None) -> Prior:
+def parse_prior(value: object, parameter: str, positive: bool) -> Prior:
     """Parse a prior written as text or as a mapping; raise PriorError with the reason.
 
-    `positive`: the parameter is a standard deviation (by default: a v1 scale name).
+    `positive`: the parameter is a standard deviation, so the prior must allow positive
+    values only; otherwise it must allow negative ones.
     """
     if isinstance(value, str):
         family, args = _parse_text(value)
@@ -158,7 +157,7 @@ def parse_prior(value: object, parameter: str, positive: bool | None = None) -> 
         )
     prior = Prior(family, args)
     _check_arguments(prior)
-    _check_support(prior, parameter, parameter in SCALE_PARAMETERS if positive is None else positive)
+    _check_support(prior, parameter, positive)
     return prior
 
 
@@ -266,12 +265,3 @@ def _check_support(prior: Prior, parameter: str, positive: bool) -> None:
             f"{parameter} is a standard deviation, so its prior must allow positive values only: "
             f"use e.g. half_normal(10), exponential(1) or uniform(0, 100), not {prior}"
         )
-
-
-DEFAULT_PRIORS: dict[str, Prior] = {
-    "intercept_mu": Prior("normal", (0.0, 100.0)),
-    "intercept_sigma": Prior("uniform", (0.0, 100.0)),
-    "slope_mu": Prior("normal", (0.0, 100.0)),
-    "slope_sigma": Prior("uniform", (0.0, 100.0)),
-    "error_sigma": Prior("uniform", (0.0, 100.0)),
-}

@@ -38,7 +38,9 @@ class GroupStats:
     @classmethod
     def empty(cls, n_groups: int, n_columns: int) -> GroupStats:
         return cls(
-            np.zeros(n_groups), np.zeros((n_groups, n_columns)), np.zeros((n_groups, n_columns, n_columns))
+            np.zeros(n_groups),
+            np.zeros((n_groups, n_columns)),
+            np.zeros((n_groups, n_columns, n_columns)),
         )
 
     @classmethod

@@ -100,7 +100,6 @@ class Truth(_V1Truth):
         return {n: getattr(self, n) for n in V1_ALIASES if getattr(self, n) is not None}
 
 
-
 DRAWS = ("normal", "uniform", "levels", "values")
 
 

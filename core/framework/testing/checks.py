@@ -81,7 +81,9 @@ def check_contract(idata, model: Model, dataset, backend_name: str, settings=Non
         if not np.allclose(corr, np.swapaxes(corr, -1, -2)) or not np.allclose(
             np.diagonal(corr, axis1=-2, axis2=-1), 1
         ):
-            problems.append("group_corr is not a correlation matrix (symmetric, ones on the diagonal)")
+            problems.append(
+                "group_corr is not a correlation matrix (symmetric, ones on the diagonal)"
+            )
     if dataset.has_rows:
         expected = [("observed_data", "y", dataset.y), ("constant_data", "X", dataset.X),
                     ("constant_data", "group", dataset.codes)]  # fmt: skip

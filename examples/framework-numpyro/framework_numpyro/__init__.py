@@ -67,7 +67,9 @@ class NumpyroBackend:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         model = problem.model
         priors = {name: _distribution(name, prior) for name, prior in model.priors.items()}
-        pooled = {k: jax.numpy.asarray(v) for k, v in vars(designs(model, problem.dataset.stats)).items()}
+        pooled = {
+            k: jax.numpy.asarray(v) for k, v in vars(designs(model, problem.dataset.stats)).items()
+        }
         kernel = NUTS(
             _model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_treedepth
         )
@@ -143,7 +145,9 @@ def _model(model, priors, d):
     from numpyro.distributions import LKJCholesky
 
     def vector(variable, names):
-        return jnp.stack([numpyro.sample(f"{variable}[{t}]", priors[f"{variable}[{t}]"]) for t in names])
+        return jnp.stack(
+            [numpyro.sample(f"{variable}[{t}]", priors[f"{variable}[{t}]"]) for t in names]
+        )
 
     beta = numpyro.deterministic("beta", vector("beta", model.term_names))
     sd = numpyro.deterministic("group_sd", vector("group_sd", model.group_term_names))

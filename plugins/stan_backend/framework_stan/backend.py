@@ -16,13 +16,8 @@ class StanBackend:
     methods = ("marginal", "full")
 
     def available(self) -> Availability:
-        ok, pystan_reason = engines.pystan_status()
-        if ok:
-            return Availability(True)
-        ok, cmdstan_reason = engines.cmdstan_status()
-        if ok:
-            return Availability(True)
-        return Availability(False, f"{pystan_reason}; or {cmdstan_reason}")
+        """Whether pystan or cmdstanpy can run, with one line per engine and auto's pick."""
+        return engines.availability()
 
     def validate_options(self, options):
         return _validate_options(options)

@@ -57,8 +57,8 @@ def run(problem, settings, options: dict, program: str, data: dict, attrs: dict)
             "library_versions": library_versions(install),
             "compile_seconds": compile_seconds,
             "sampling_seconds": sampling_seconds,
-            "stan_warnings": count,
-            "stan_warning_first": first,
+            "sampler_warnings": count,
+            "sampler_warning_first": first,
         }
         # Inside the temporary folder: the converter reads the chains' CSV files.
         return io_cmdstanpy.to_posterior(fit, problem, settings, attrs)

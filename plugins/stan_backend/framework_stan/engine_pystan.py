@@ -119,8 +119,8 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         "compile_seconds": compile_seconds,
         "sampling_seconds": sampling_seconds,
         # counted from pystan's captured console; 0 when show_progress printed it instead
-        "stan_warnings": count,
-        "stan_warning_first": first,
+        "sampler_warnings": count,
+        "sampler_warning_first": first,
     }
     return io_pystan.to_posterior(fit, problem, settings, attrs)
 

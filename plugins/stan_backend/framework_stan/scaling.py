@@ -70,8 +70,15 @@ def _moments(model, stats) -> tuple[dict, dict]:
     n, mean, cross = stats.n[keep], stats.mean[keep], stats.cross[keep]
     groups = len(n)
     cxx, cxy, cyy = cross[:, :p, :p], cross[:, :p, p], cross[:, p, p]
-    # Columns that vary within some group: their coefficients show within groups.
+    # Columns that vary within some group: their coefficients show within groups. A column
+    # constant within groups (a group-level predictor read from text) keeps rounding noise
+    # of ~1e-32 in its centred sums: below 1e-12 of the column's size it counts as none.
     within_var = np.diagonal(cxx, axis1=1, axis2=2)
+    size = np.sum(n[:, None] * mean[:, :p] ** 2, 0) + within_var.sum(0)
+    none = within_var <= 1e-12 * np.maximum(size, TINY)
+    cxx = np.where(none[:, :, None] | none[:, None, :], 0.0, cxx)
+    cxy = np.where(none, 0.0, cxy)
+    within_var = np.where(none, 0.0, within_var)
     varies = within_var.sum(0) > 0
     # Per-group least squares on the columns varying within that group.
     inv = _normalised_pinv(cxx)
