@@ -18,7 +18,7 @@ stays comparable as long as warmup and draws keep their one-to-one ratio (its
 min ESS is then that of a shorter run, not of 1000 draws).
 
     FRAMEWORK_CACHE_DIR=.cache .venv/bin/python benchmarks/model_v2.py \\
-        [W1 W2 W2c W2p W2ps] [--match TEXT] [--draws N] [--full-draws N] [--no-full]
+        [W1 W2 W2c W2p W2ps] [--match TEXT] [--draws N] [--full-draws N] [--full-on W1 ...]
 """
 
 from __future__ import annotations
@@ -113,14 +113,21 @@ def main() -> None:
     parser.add_argument("--match", default="", help="only runs whose label contains this")
     parser.add_argument("--draws", type=int, default=1000, help="warmup and draws per chain")
     parser.add_argument("--full-draws", type=int, default=250, help="the same for full beyond W1")
-    parser.add_argument("--no-full", action="store_true", help="defaults only")
+    parser.add_argument(
+        "--full-on", nargs="*", default=None, help="workloads that also run method full (all)"
+    )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per run")
     args = parser.parse_args()
     print(f"started {time.strftime('%H:%M:%S')}, load average {load()}")
     for workload in args.workloads:
         chosen = [
             c
-            for c in configs(workload, args.draws, args.full_draws, not args.no_full)
+            for c in configs(
+                workload,
+                args.draws,
+                args.full_draws,
+                args.full_on is None or workload in args.full_on,
+            )
             if args.match in c["label"]
         ]
         rows = [{**measure(c, args.timeout), "draws": c["draws"]} for c in chosen]

@@ -246,7 +246,9 @@ def test_run_samples_reports_and_records_stan_warnings(engine):
     fit, attrs = engine.run(problem, settings(), OPTIONS, NORMAL, normal_data(), {})
     assert attrs["sampler_warnings"] == 0 and attrs["sampler_warning_first"] == ""
     assert fit.stan_variable("mu").shape == (600,)
-    assert "Stan program found in the compiled-model cache" in problem.lines
+    again = Problem()  # a second run of the same program compiles nothing
+    engine.run(again, settings(), OPTIONS, NORMAL, normal_data(), {})
+    assert "Stan program found in the compiled-model cache" in again.lines
 
 
 QUIET_SCRIPT = textwrap.dedent(
