@@ -104,15 +104,6 @@ class Model:
     def n_group_terms(self) -> int:
         return len(self.factor.terms)
 
-    def predictors(self) -> list[str]:
-        """The data columns the terms are made of (not the response or the grouping column)."""
-        return [
-            c for c in self.columns if c not in (self.response, *(f.name for f in self.factors))
-        ]
-
-    def numeric_predictors(self) -> list[str]:
-        return [c for c in self.predictors() if not self.columns[c].categorical]
-
     @property
     def family_parameters(self) -> tuple[str, ...]:
         return self.family.parameters
