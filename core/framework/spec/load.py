@@ -11,21 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import SpecError
-from .messages import dotted_path, fields_at, format_errors, kind, unknown_key_text  # noqa: F401 (dotted_path re-exported)
-from .schema import (  # noqa: F401  (re-exported: the schema is part of this module's API)
-    NAME_PATTERN,
-    BackendSpec,
-    DataSpec,
-    Forecast,
-    ModelSpec,
-    OutputSpec,
-    SamplerSpec,
-    Simulate,
-    Spec,
-    Truth,
-    XRange,
-    forecast_indices,
-)
+from .messages import fields_at, format_errors, kind, unknown_key_text
+from .schema import Spec
 from .yaml_source import LineMap, load_scalar, load_yaml
 from .yaml_source import where as _where
 
