@@ -23,6 +23,7 @@ from bad_inputs.corpus import (
 import framework
 from fake_backend import FakePlugin
 from framework.data.load import read_file
+from framework.results.csv_cells import restore_cell
 from framework.runner import run
 
 
@@ -98,10 +99,11 @@ def test_odd_group_labels_are_read_exactly():
 
 
 def _written_labels(path):
-    # Read back with the csv module (the standard's quoting rules), not with pandas' guesses.
+    # Read back with the csv module (the standard's quoting rules), not with pandas' guesses,
+    # undoing the documented quote before cells a spreadsheet would run ('=cmd()').
     # estimates.csv has a row per group and group term: each label once, in order.
     with path.open(newline="", encoding="utf-8") as f:
-        return list(dict.fromkeys(row["group"] for row in csv.DictReader(f)))
+        return list(dict.fromkeys(restore_cell(row["group"]) for row in csv.DictReader(f)))
 
 
 def test_odd_group_labels_are_written_exactly(tmp_path, fake):
@@ -116,11 +118,17 @@ def test_odd_group_labels_are_written_exactly(tmp_path, fake):
     assert _written_labels(out / "estimates.csv") == ODD_LABELS
     assert _written_labels(out / "forecasts.csv") == ["Smith, J.", "Zürich ☔"]
     est = pd.read_csv(out / "estimates.csv", dtype={"group": str}, keep_default_na=False)
-    assert list(dict.fromkeys(est["group"])) == ODD_LABELS
+    assert list(dict.fromkeys(est["group"].map(restore_cell))) == ODD_LABELS
+    assert "'=cmd()" in set(est["group"])  # as a spreadsheet must see it: text, not a formula
     saved = framework.load_posterior(out)
     assert [str(g) for g in saved.posterior.coords["group"].values] == ODD_LABELS
-    # '../../x' is a label, never a path: nothing is written beside or above the run folder.
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.parent != out) == ["odd", "runs"]
+    # '../../x' is a label, never a path: nothing is written beside or above the run folder
+    # but the folder's lock file (.NAME.lock, see output_folder), which filelock keeps.
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.parent != out) == [
+        ".odd.lock",
+        "odd",
+        "runs",
+    ]
     assert result.output_dir == out
 
 

@@ -66,3 +66,58 @@ def test_stan_and_pymc_agree_on_a_correlated_model_through_compare():
     result = compare(spec, ["stan", "pymc"])
     assert "group_corr[Intercept,x]" in set(result.table["parameter"])
     assert not result.table["flagged"].any(), result.flagged.to_string()
+
+
+class _Unavailable(FakeBackend):
+    name = "unavailable"
+
+    def available(self):
+        return framework.Availability(False, "its sampler is not installed here")
+
+
+@pytest.fixture
+def unavailable():
+    framework.register_plugin(FakePlugin(_Unavailable()), name="unavailable")
+    yield
+    framework.unregister_plugin("unavailable")
+
+
+def _refused_before_fitting(args, tmp_path, capsys) -> str:
+    """Exit 2 with no backend fitted: no "fitting" progress line and no output folder."""
+    out = tmp_path / "c"
+    assert main(["compare", str(RAINFALL), *args, "-o", str(out), "--set=sampler.draws=100"]) == 2
+    err = capsys.readouterr().err
+    assert "fitting" not in err and "Traceback" not in err, err
+    assert not out.exists()
+    return err
+
+
+@pytest.mark.parametrize("first", ["stan", "same"])
+def test_compare_refuses_an_unknown_backend_before_fitting_any(first, backends, tmp_path, capsys):
+    if first not in framework.get_registry():
+        pytest.skip(f"backend '{first}' is not installed here")
+    err = _refused_before_fitting(["--backends", f"{first},nope"], tmp_path, capsys)
+    assert "rainfall.yaml (--backends nope): backend.name: unknown backend 'nope'" in err
+
+
+def test_compare_refuses_an_unavailable_backend_before_fitting_any(
+    backends, unavailable, tmp_path, capsys
+):
+    err = _refused_before_fitting(["--backends", "same,unavailable"], tmp_path, capsys)
+    assert "backend 'unavailable' is not available here: its sampler is not installed" in err
+
+
+def test_compare_refuses_bad_options_of_a_later_backend_before_fitting_any(
+    backends, tmp_path, capsys
+):
+    # The spec's own backend (stan) keeps its options; "same" comes first and must not fit.
+    if "stan" not in framework.get_registry():
+        pytest.skip("backend 'stan' is not installed here")
+    args = ["--backends", "same,stan", "--set=backend.options.speeed=1"]
+    err = _refused_before_fitting(args, tmp_path, capsys)
+    assert "backend.options.speeed: unknown option for backend 'stan'" in err
+
+
+def test_compare_refuses_a_backend_named_twice(backends, capsys):
+    assert main(["compare", str(RAINFALL), "--backends", "same,same"]) == 2
+    assert "--backends: same named twice" in capsys.readouterr().err

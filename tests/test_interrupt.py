@@ -33,8 +33,22 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def leftovers(target: Path) -> list[str]:
-    """Temporary or swapped-out folders a run left beside its target."""
-    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+    """Temporary or swapped-out folders a run left beside its target (its lock file is kept)."""
+    return sorted(
+        p.name
+        for p in target.parent.iterdir()
+        if p.name.startswith(f".{target.name}.") and p.name != f".{target.name}.lock"
+    )
+
+
+def locked(target: Path) -> bool:
+    """Whether a process holds the run's lock (it does from before reading the data to the end)."""
+    lock = target.parent / f".{target.name}.lock"
+    if not lock.exists():
+        return False
+    inode = f":{lock.stat().st_ino}"
+    with open("/proc/locks") as locks:  # read, not probed: a probe could take the lock itself
+        return any(line.split()[5].endswith(inode) for line in locks if len(line.split()) > 5)
 
 
 @pytest.fixture
@@ -131,9 +145,9 @@ def test_signal_during_sampling_exits_130_and_keeps_previous_results(previous, s
         ["run", str(SPEC), "-o", str(target), "--set", "backend.options.sleep=30"],
         {"FRAMEWORK_LOAD_PLUGINS": ""},
     )
-    # The temporary folder exists from just before the backend is called until the end.
-    _wait_for(lambda: leftovers(target), proc, 120, "temporary run folder")
-    time.sleep(0.3)
+    # The lock is held from just before the data are read until the end; sampling sleeps 30 s.
+    _wait_for(lambda: locked(target), proc, 120, "the run's lock")
+    time.sleep(1.0)
     os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import framework
+from framework.backends.plugin_calls import PluginInfo
 from framework.testing import checks, simulated_problem
 from framework.testing.conformance import find_backend
 
@@ -120,13 +121,15 @@ def test_a_raising_hook_is_recorded_and_does_not_break_the_others(plugins):
         registry.get("nothing-like-this")
 
 
-def test_duplicate_names_are_refused(plugins):
-    first, second = FakeBackend(), FakeBackend()
-    plugins("mock-first", first)
-    registry = plugins("mock-second", second)
-    assert registry.get("fake") is not second  # the first registration wins
-    [broken] = [b for b in registry.broken if b.name == "mock-second"]
-    assert "'fake' is already registered by plugin 'mock-first'" in broken.reason
+def test_a_name_two_plugins_claim_is_refused_naming_both(plugins):
+    plugins("mock-first", FakeBackend())
+    registry = plugins("mock-second", FakeBackend())
+    assert "fake" not in registry.names()  # neither wins silently
+    assert registry.conflicts() == {"fake": [PluginInfo("mock-first"), PluginInfo("mock-second")]}
+    with pytest.raises(framework.BackendError) as exc:
+        registry.get("fake")
+    assert "'fake' is registered by more than one plugin" in str(exc.value)
+    assert "'mock-first'" in str(exc.value) and "'mock-second'" in str(exc.value)
     direct = framework.BackendRegistry()
     direct.add_backend(FakeBackend())
     with pytest.raises(ValueError, match="already registered"):

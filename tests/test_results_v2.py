@@ -24,7 +24,7 @@ from framework.results.diagnostics import diagnose
 from framework.results.estimates import group_estimates, hyperparameter_table, recovery_table
 from framework.results.forecasts import forecast, forecast_table, mixture_quantiles
 from framework.results.plots import write_plots
-from framework.results.run_directory import saved_model
+from framework.results.run_reader import saved_model
 
 CHAINS, DRAWS = 4, 500
 LEVELS = ("a", "b", "c")
@@ -215,7 +215,9 @@ def test_forecast_table_keeps_the_names_given(idata, model):
         SimpleNamespace(group="g1", x=None, at={"x": "2", "trt": "c"}),
     ]
     table = forecast_table(idata, model, requests)
-    assert list(table.columns) == ["group", "x", "trt", "source", "mean", "sd", "q5", "q50", "q95"]
+    assert list(table.columns) == [
+        "group", "x", "trt", "source", "mean", "sd", "q5", "q50", "q95", "note"
+    ]  # fmt: skip
     assert table["x"].tolist() == [1.0, 0.0, 2.0] and table["trt"].tolist() == ["b", "a", "c"]
     assert table["source"].tolist() == ["fitted", "population", "fitted"]
     empty = forecast_table(idata, model, [])

@@ -57,10 +57,11 @@ if TYPE_CHECKING:  # the same names, imported eagerly, so type checkers see the 
     from .model.priors import FAMILIES, Prior, parse_prior
     from .model.statistics import GroupStats, reduce_chunks
     from .model.terms import Column, Term
+    from .progress import SamplingProgress
     from .results.comparison import compare
     from .results.diagnostics import diagnose
     from .results.forecasts import forecast_table
-    from .results.run_directory import load_posterior
+    from .results.run_reader import load_posterior
     from .runner import RunResult, run
     from .spec.load import Spec, load_spec
 
@@ -107,10 +108,11 @@ _EXPORTS = {
     "model.priors": ["FAMILIES", "Prior", "parse_prior"],
     "model.statistics": ["GroupStats", "reduce_chunks"],
     "model.terms": ["Column", "Term"],
+    "progress": ["SamplingProgress"],
     "results.comparison": ["compare"],
     "results.diagnostics": ["diagnose"],
     "results.forecasts": ["forecast_table"],
-    "results.run_directory": ["load_posterior"],
+    "results.run_reader": ["load_posterior"],
     "runner": ["RunResult", "run"],
     "spec.load": ["Spec", "load_spec"],
 }

@@ -7,25 +7,29 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import __version__  # noqa: I001
 from .backends.plugins import get_registry
-from .backends.posterior import check_posterior, without_rows
 from .backends.problem import Problem, SamplerSettings
 from .data.dataset import Dataset
-from .data.load import load
-from .errors import BackendError, FrameworkError, OptionsError
-from .model.model import Model
+from .data.load import load, wanted_columns
+from .data.value_checks import check_values
+from .errors import BackendError, OptionsError
+from .model.model import COEF, Model
 from .model.parameterisation import resolve_method, resolve_parameterisation
-from .results.diagnostics import diagnose
-from .results.estimates import group_estimates, hyperparameter_table, recovery_table
-from .results.forecasts import forecast_table
-from .results.run_directory import atomic_directory, write_run
+from .results.output_folder import claimed
 from .spec.load import Spec, load_spec
 
+# The results modules (pandas, scipy, xarray, h5netcdf) are imported by the stages that use
+# them, so `framework validate`, which only prepares, does not pay for them.
+if TYPE_CHECKING:
+    import pandas as pd
+
 ROWS_KEPT_AUTO = 1_000_000  # output.observed_data: auto keeps at most this many rows
+# output.group_draws: auto keeps the coef draws up to this many values (draws x groups x
+# group terms, 80 MB); beyond, estimates and forecasts come from exact mixtures instead.
+GROUP_DRAWS_AUTO = 10_000_000
 
 
 @dataclass
@@ -59,6 +63,8 @@ class RunResult:
 
     def forecast(self, group: str, x: float | list[float] | None = None, **at) -> pd.DataFrame:
         """The posterior predictive for `group` at `x` (one numeric predictor) or at column values."""
+        from .results.forecasts import forecast_table
+
         if x is None:
             return forecast_table(self.idata, self.model, [(str(group), at)])
         xs = x if isinstance(x, list | tuple) else [x]
@@ -79,9 +85,11 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     except OptionsError as exc:  # point each problem at its line in the spec
         raise OptionsError([spec.locate(p) for p in exc.problems]) from None
     except BackendError as exc:
-        raise BackendError(spec.locate(str(exc))) from None
+        raise BackendError(spec.locate(str(exc))) from exc  # --debug shows a plugin's traceback
     method = resolve_method(spec.sampler.method, backend)
     model, dataset = load(spec, keep_rows=rows_to_keep(spec.output.observed_data, method))
+    # Values too large to square, or a response that never varies: refused before sampling.
+    check_values(dataset, model, spec.data_path(), wanted_columns(spec).all_fields())
     spec.forecast_requests(model)  # a forecast the model cannot answer is refused before sampling
     if not dataset.has_rows and callable(progress):
         progress(
@@ -95,7 +103,14 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     spec.forecast_requests(
         model
     )  # a forecast that does not fit the model: FILE:LINE, before sampling
-    problem = Problem(model, dataset, method, parameterisation, progress)
+    n_values = s.chains * s.draws * dataset.n_groups * model.n_group_terms
+    keep = keep_group_draws(spec.output.group_draws, n_values)
+    if not keep and spec.output.group_draws == "auto" and callable(progress):
+        progress(
+            f"posterior.nc leaves out the {n_values:,} coef draws (over {GROUP_DRAWS_AUTO:,}); "
+            "estimates.csv and forecasts are exact without them (output.group_draws: all keeps them)"
+        )
+    problem = Problem(model, dataset, method, parameterisation, progress, group_draws=keep)
     seconds = {"prepare": time.perf_counter() - t0}
     return Prepared(spec, model, dataset, backend, options, problem, settings, seconds)
 
@@ -107,35 +122,49 @@ def rows_to_keep(observed_data: str | bool, method: str) -> bool | int:
     return False if observed_data is False else ROWS_KEPT_AUTO
 
 
+def keep_group_draws(choice: str, n_values: int, limit: int | None = None) -> bool:
+    """Whether posterior.nc carries the coef draws: all, none, or auto up to `limit` values."""
+    if choice in ("all", "none"):
+        return choice == "all"
+    return n_values <= (GROUP_DRAWS_AUTO if limit is None else limit)
+
+
 def fit(prepared: Prepared):
     """Call the backend and check what it returns; a plugin's own crash is named as such."""
-    backend = prepared.backend
-    try:
-        idata = backend.fit(prepared.problem, prepared.settings, prepared.options)
-    except (FrameworkError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        raise FrameworkError(
-            f"backend '{backend.name}' crashed: {type(exc).__name__}: {exc}. This is a bug in the "
-            "plugin: rerun with --debug for the traceback and report it, or try another backend."
-        ) from exc
-    check_posterior(idata, prepared.model, prepared.dataset, backend.name)
+    from .backends.posterior import check_posterior, without_rows
+
+    backend = prepared.backend  # from the registry: its calls map a plugin's faults (plugin_calls)
+    idata = backend.fit(prepared.problem, prepared.settings, prepared.options)
+    problem = prepared.problem
+    check_posterior(idata, prepared.model, prepared.dataset, backend.name, problem.group_draws)
     if prepared.spec.output.observed_data is False and prepared.dataset.has_rows:
         # Method full needed the rows to sample; the posterior is still not to carry them.
         idata = without_rows(idata, prepared.model, prepared.dataset)
     return idata
 
 
+def _plugin(backend) -> dict | None:
+    # The distribution and version that actually ran, for diagnostics.json.
+    plugin = getattr(backend, "plugin", None)
+    return plugin.as_dict() if hasattr(plugin, "as_dict") else None
+
+
 def summarise(prepared: Prepared, idata) -> RunResult:
     """Estimates, forecasts and diagnostics from the posterior alone (same for every backend)."""
+    from .results.diagnostics import diagnose
+    from .results.estimates import group_estimates, hyperparameter_table, recovery_table
+    from .results.forecasts import forecast_table
+
     spec, model, dataset = prepared.spec, prepared.model, prepared.dataset
     diagnostics = diagnose(idata, model, prepared.settings.max_treedepth)
     attrs = dict(idata.posterior.attrs)
     diagnostics.update(
         backend=prepared.backend.name,
+        plugin=_plugin(prepared.backend),
         engine=attrs.get("engine"),
         method=prepared.problem.method,
         parameterisation=prepared.problem.parameterisation,
+        coef_draws_in_posterior=prepared.problem.group_draws,
         model={"formula": model.formula, "family": model.family.name},
         seed=prepared.settings.seed,
         timings={
@@ -166,21 +195,28 @@ def summarise(prepared: Prepared, idata) -> RunResult:
     sampling = attrs.get("sampling_seconds")
     if sampling:
         diagnostics["min_ess_bulk_per_second"] = diagnostics["min_ess_bulk"] / float(sampling)
-    recovery = recovery_table(idata, model, dataset.truth) if dataset.truth else None
+    # A Gaussian marginal fit's estimates are exact mixtures whether or not coef was drawn.
+    marginal = prepared.problem.method == "marginal"
+    estimates = group_estimates(idata, model, dataset.stats if marginal else None)
+    recovery = recovery_table(idata, model, dataset.truth, estimates) if dataset.truth else None
     if recovery is not None:
         diagnostics["recovery"] = {
             "covered": int(recovery["covered"].sum()),
             "of": len(recovery),
             **{k: v for k, v in recovery.attrs.items()},
         }
+    forecasts = forecast_table(idata, model, spec.forecasts)
+    if not prepared.problem.group_draws and COEF in idata.posterior:
+        # Method full sampled them (its estimates and diagnostics used them); the file omits them.
+        del idata.posterior[COEF]
     return RunResult(
         spec=spec,
         model=model,
         dataset=dataset,
         idata=idata,
-        estimates=group_estimates(idata, model),
+        estimates=estimates,
         hyperparameters=hyperparameter_table(idata, model, diagnostics),
-        forecasts=forecast_table(idata, model, spec.forecasts),
+        forecasts=forecasts,
         diagnostics=diagnostics,
         recovery=recovery,
     )
@@ -194,18 +230,25 @@ def run(
     progress=None,
 ) -> RunResult:
     """Run a spec end to end; with `write`, the outputs land atomically in the run directory."""
+    from .results.run_directory import atomic_directory, write_run
+
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)
     t0 = time.perf_counter()
-    prepared = prepare(spec, progress)
-    target = Path(output_dir) if output_dir else spec.output_dir()
     if not write:
+        prepared = prepare(spec, progress)
         idata = fit(prepared)
         return summarise(prepared, idata)
-    with atomic_directory(target) as tmp:
+    target = Path(output_dir) if output_dir else spec.output_dir()
+    where = "-o" if output_dir else "output.dir"
+    # The folder is checked and locked first: a refused folder or a concurrent run of the
+    # same folder is reported before the data are read and the sampler runs.
+    with claimed(target, spec, where) as target:
+        prepared = prepare(spec, progress)
         idata = fit(prepared)
         result = summarise(prepared, idata)
         result.diagnostics["timings"]["total"] = time.perf_counter() - t0
-        write_run(tmp, result)
+        with atomic_directory(target, spec, where) as tmp:
+            write_run(tmp, result)
     result.output_dir = target
     return result

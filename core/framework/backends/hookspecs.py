@@ -14,4 +14,6 @@ def framework_register_backends(register):
 
     The hook runs again whenever the registry is rebuilt (e.g. a plugin is
     registered at run time), so keep caches at module level, not on the backend.
+    If it raises anything (SystemExit too), the plugin is listed as broken and
+    none of its backends are registered (plugin_calls maps the fault).
     """

@@ -2,18 +2,20 @@
 
 A plugin that fails to import or to register is recorded with its reason and
 never breaks the CLI. `FRAMEWORK_LOAD_PLUGINS` (comma-separated entry-point
-names) restricts which plugins load; set it empty to load none.
+names, or DISTRIBUTION:NAME when two distributions use one name) restricts
+which plugins load; set it empty to load none.
 """
 
 from __future__ import annotations
 
 import os
-import traceback
 from importlib.metadata import entry_points
 
 import pluggy
 
+from ..errors import BackendError
 from . import hookspecs
+from .plugin_calls import REPORT, UNKNOWN, PluginInfo, plugin_call
 from .registry import BackendRegistry, BrokenPlugin
 
 ENTRY_POINT_GROUP = "framework"
@@ -24,6 +26,7 @@ pm.add_hookspecs(hookspecs)
 _loaded = False
 _registry: BackendRegistry | None = None
 _load_failures: list[BrokenPlugin] = []
+_plugins: dict[str, PluginInfo] = {}  # pluggy name -> where the entry point came from
 
 
 def load_plugins() -> None:
@@ -35,15 +38,22 @@ def load_plugins() -> None:
     allowed = os.environ.get("FRAMEWORK_LOAD_PLUGINS")
     allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if allow is not None and ep.name not in allow:
+        info = _info(ep)
+        if allow is not None and not {ep.name, f"{info.distribution}:{ep.name}"} & allow:
             continue
-        if pm.get_plugin(ep.name) is not None:
+        if info in _plugins.values():  # the same distribution seen twice on sys.path
             continue
+        # Two distributions may use one entry-point name: both load (and any backend
+        # name both claim is then refused), rather than whichever comes first on sys.path.
+        name = ep.name if pm.get_plugin(ep.name) is None else f"{info.distribution}:{ep.name}"
         try:
-            module = ep.load()
-            pm.register(module, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break the CLI
-            _load_failures.append(BrokenPlugin(ep.name, _describe(exc)))
+            with plugin_call(info, f"import of {ep.value}"):
+                module = ep.load()
+            with plugin_call(info, "registration with pluggy"):
+                pm.register(module, name=name)
+            _plugins[name] = info
+        except BackendError as exc:  # a broken plugin must not break the CLI
+            _load_failures.append(BrokenPlugin(ep.name, _reason(exc)))
 
 
 def get_registry(refresh: bool = False) -> BackendRegistry:
@@ -55,12 +65,15 @@ def get_registry(refresh: bool = False) -> BackendRegistry:
     registry = BackendRegistry()
     registry.broken.extend(_load_failures)
     for impl in pm.hook.framework_register_backends.get_hookimpls():
-        registry.current_plugin = impl.plugin_name
+        info = _plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name)
+        registry.current_plugin = info
         try:
-            impl.function(register=registry)
-        except Exception as exc:
-            registry.broken.append(BrokenPlugin(impl.plugin_name, _describe(exc)))
-    registry.current_plugin = "?"
+            with plugin_call(info, "framework_register_backends()"):
+                impl.function(register=registry)
+        except BackendError as exc:
+            registry.drop_plugin(info)  # what it registered before failing goes too
+            registry.broken.append(BrokenPlugin(impl.plugin_name, _reason(exc)))
+    registry.current_plugin = UNKNOWN
     _registry = registry
     return registry
 
@@ -87,7 +100,13 @@ def get_plugins() -> list[dict]:
     return sorted(out, key=lambda p: p["name"])
 
 
-def _describe(exc: BaseException) -> str:
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+def _info(ep) -> PluginInfo:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return PluginInfo(ep.name)
+    return PluginInfo(ep.name, dist.metadata["Name"] or dist.name, dist.version)
+
+
+def _reason(exc: BackendError) -> str:
+    # plugin_call's message minus its advice: `framework backends` adds its own.
+    return str(exc).split("; " + REPORT)[0]

@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from ..errors import PosteriorContractError, SamplingError
 from ..model.gaussian_marginal import draw_coefficients
@@ -14,6 +13,7 @@ from ..model.model import COEF, GROUP_DIM, GROUP_TERM2_DIM, GROUP_TERM_DIM, TERM
 from ..model.prior_classes import GROUP_CORR, GROUP_SD
 
 if TYPE_CHECKING:
+    import xarray as xr
     from arviz import InferenceData
 
     from ..data.dataset import Dataset
@@ -41,16 +41,17 @@ def complete_posterior(
 
     `draws` holds arrays shaped (chain, draw, ...) for every variable of
     `problem.model.variables()`; for method marginal `coef` is left out and
-    drawn here from its exact Gaussian conditional, seeded from the run's seed.
+    drawn here from its exact Gaussian conditional, seeded from the run's seed
+    (unless `problem.group_draws` is False: then the posterior has no `coef`).
     `sample_stats` must hold `diverging`.
     """
     model = problem.model
     who = f"backend '{attrs.get('backend', '?')}' ({attrs.get('engine', '?')})"
     draws = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
     _check_finite(draws, who)
-    if COEF not in draws:
-        if problem.method != "marginal":
-            raise SamplingError(f"{who} returned no '{COEF}' draws for method {problem.method}")
+    if COEF not in draws and problem.method != "marginal":
+        raise SamplingError(f"{who} returned no '{COEF}' draws for method {problem.method}")
+    if COEF not in draws and problem.group_draws:
         params = {k: v for k, v in draws.items() if k != COEF}
         draws[COEF] = draw_coefficients(
             model, problem.dataset.stats, **params, seed=coef_rng(settings.seed)
@@ -89,7 +90,9 @@ def build_posterior(
     attrs: dict | None = None,
 ) -> InferenceData:
     """Assemble the common format from natural-scale arrays shaped (chain, draw, ...)."""
-    from arviz import InferenceData  # arviz takes seconds to import: only when needed
+    # arviz takes seconds to import and xarray a fraction: only when a posterior is built.
+    import xarray as xr
+    from arviz import InferenceData
 
     variables = model.variables()
     chains, n_draws = np.asarray(diverging).shape
@@ -97,7 +100,9 @@ def build_posterior(
     posterior = {
         name: (("chain", "draw", *dims), np.asarray(draws[name], dtype=np.float64))
         for name, dims in variables.items()
+        if name != COEF or COEF in draws  # output.group_draws: the coefficients may be left out
     }
+    # The group labels stay a coordinate even without `coef`: estimates and forecasts need them.
     used = {d for dims in variables.values() for d in dims} | {"chain", "draw"}
     post_coords = {k: v for k, v in all_coords.items() if k in used}
     stats = {"diverging": (("chain", "draw"), np.asarray(diverging, dtype=bool))}
@@ -127,6 +132,8 @@ def data_groups(model: Model, dataset: Dataset) -> dict[str, xr.Dataset]:
     design columns and the response (enough to evaluate the likelihood again),
     with the row count and the data's SHA-256 as attrs.
     """
+    import xarray as xr
+
     terms = {TERM_DIM: np.asarray(model.term_names, dtype=str)}
     if dataset.has_rows:
         obs = {"obs": np.arange(dataset.n_rows)}
@@ -170,9 +177,14 @@ def _attr(value):
     return value
 
 
-def check_posterior(idata, model: Model, dataset: Dataset, backend: str) -> None:
-    """Refuse a posterior that breaks the common format, naming the backend."""
-    problems = list(_problems(idata, model, dataset))
+def check_posterior(
+    idata, model: Model, dataset: Dataset, backend: str, group_draws: bool = True
+) -> None:
+    """Refuse a posterior that breaks the common format, naming the backend.
+
+    With `group_draws` False (output.group_draws), `coef` may be absent.
+    """
+    problems = list(_problems(idata, model, dataset, group_draws))
     if problems:
         raise PosteriorContractError(
             f"backend '{backend}' returned a posterior that breaks the common format: "
@@ -181,7 +193,12 @@ def check_posterior(idata, model: Model, dataset: Dataset, backend: str) -> None
         )
 
 
-def _problems(idata, model: Model, dataset: Dataset):
+def posterior_problems(idata, model: Model, dataset, group_draws: bool = True) -> list[str]:
+    """Every way `idata` breaks the common format, empty if none (for readers of saved runs)."""
+    return list(_problems(idata, model, dataset, group_draws))
+
+
+def _problems(idata, model: Model, dataset: Dataset, group_draws: bool = True):
     from arviz import InferenceData
 
     if not isinstance(idata, InferenceData):
@@ -197,6 +214,8 @@ def _problems(idata, model: Model, dataset: Dataset):
     post = idata.posterior
     expected = coords(model, dataset)
     for name, dims in model.variables().items():
+        if name == COEF and name not in post and not group_draws:
+            continue
         if name not in post:
             yield f"posterior variable '{name}' is missing"
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..data.dataset import Dataset
 from ..model.model import Model
+from ..progress import SamplingProgress
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class Problem:
     parameters from the marginal likelihood; `complete_posterior` then draws
     every group's coefficients exactly) or "full" (sample everything);
     `parameterisation` ("centred" or "non_centred") applies to "full". Both
-    are resolved by the core before `fit` is called.
+    are resolved by the core before `fit` is called. `group_draws` says
+    whether the posterior carries every group's coefficient draws
+    (output.group_draws); without them a marginal fit's estimates and
+    forecasts are exact mixtures over the hyperparameter draws.
     """
 
     model: Model
@@ -36,6 +40,7 @@ class Problem:
     method: str = "marginal"
     parameterisation: str = "centred"
     progress: object = field(default=None, compare=False, repr=False)
+    group_draws: bool = True
 
     def __post_init__(self):
         if self.method == "full" and not self.dataset.has_rows:
@@ -62,3 +67,9 @@ class Problem:
         """Send a progress line to the terminal (no-op when quiet)."""
         if callable(self.progress):
             self.progress(message)
+
+    def sampling_progress(self) -> SamplingProgress:
+        """The live per-chain display to report sampling to (ignores every call when quiet)."""
+        # `progress` may be any callable (a list's append in tests): only the CLI's has bars.
+        make = getattr(self.progress, "sampling", None)
+        return make() if callable(make) else SamplingProgress(enabled=False)

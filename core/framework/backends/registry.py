@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BackendError
+from .plugin_calls import UNKNOWN, PluginBackend, PluginInfo
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,16 @@ class BrokenPlugin:
 
 
 class BackendRegistry:
-    """Backends by name; refuses duplicates and objects that are not backends."""
+    """Backends by name, each behind its plugin's guard; refuses objects that are not backends.
+
+    Two plugins claiming one name is a conflict: the name is refused when asked for,
+    listing both distributions, so no plugin silently replaces another (e.g. `stan`).
+    """
 
     def __init__(self):
-        self._backends: dict[str, Backend] = {}
-        self._origin: dict[str, str] = {}
+        self._claims: dict[str, list[PluginBackend]] = {}
         self.broken: list[BrokenPlugin] = []
-        self.current_plugin = "?"
+        self.current_plugin: PluginInfo | str = UNKNOWN
 
     def add_backend(self, backend: Backend) -> None:
         missing = [
@@ -92,34 +96,57 @@ class BackendRegistry:
         ]
         if missing:
             raise TypeError(f"{backend!r} is not a backend: it lacks {', '.join(missing)}")
-        if not isinstance(backend.name, str) or not backend.name:
+        name = backend.name
+        if not isinstance(name, str) or not name:
             raise TypeError("a backend's name must be a non-empty string")
         methods = backend.methods
         if isinstance(methods, str) or not set(methods) or not set(methods) <= {"marginal", "full"}:
             raise TypeError(
-                f"backend '{backend.name}': methods must be a tuple drawn from ('marginal', 'full'), got {methods!r}"
+                f"backend '{name}': methods must be a tuple drawn from ('marginal', 'full'), got {methods!r}"
             )
-        if backend.name in self._backends:
-            raise ValueError(
-                f"backend name '{backend.name}' is already registered by plugin '{self._origin[backend.name]}'"
-            )
-        self._backends[backend.name] = backend
-        self._origin[backend.name] = self.current_plugin
+        plugin = self.current_plugin
+        if isinstance(plugin, str):
+            plugin = PluginInfo(plugin)
+        claims = self._claims.setdefault(name, [])
+        if any(c.plugin == plugin for c in claims):
+            raise ValueError(f"backend name '{name}' is already registered by {plugin}")
+        claims.append(PluginBackend(backend, plugin, name, str(backend.description), methods))
+
+    def drop_plugin(self, plugin: PluginInfo) -> None:
+        """Forget every backend `plugin` registered (its register hook failed half way)."""
+        for name in list(self._claims):
+            self._claims[name] = [c for c in self._claims[name] if c.plugin != plugin]
+            if not self._claims[name]:
+                del self._claims[name]
 
     def names(self) -> list[str]:
-        return sorted(self._backends)
+        """Every usable backend name (not those two plugins claim)."""
+        return sorted(n for n, c in self._claims.items() if len(c) == 1)
+
+    def conflicts(self) -> dict[str, list[PluginInfo]]:
+        """Each backend name more than one plugin registers, with those plugins."""
+        return {n: [c.plugin for c in cs] for n, cs in sorted(self._claims.items()) if len(cs) > 1}
 
     def origin(self, name: str) -> str:
-        return self._origin[name]
+        return self.get(name).plugin.name
 
     def __contains__(self, name: str) -> bool:
-        return name in self._backends
+        return name in self._claims
 
-    def get(self, name: str) -> Backend:
+    def get(self, name: str) -> PluginBackend:
         """The backend called `name`; BackendError listing the known ones otherwise."""
-        if name in self._backends:
-            return self._backends[name]
-        close = difflib.get_close_matches(name, self._backends, n=1)
+        claims = self._claims.get(name, [])
+        if len(claims) == 1:
+            return claims[0]
+        if claims:
+            plugins = " and ".join(str(c.plugin) for c in claims)
+            raise BackendError(
+                f"backend.name: backend '{name}' is registered by more than one plugin ({plugins}) "
+                "and framework will not pick one silently; uninstall the one you do not want "
+                "(pip uninstall DISTRIBUTION) or leave its entry point out of "
+                "FRAMEWORK_LOAD_PLUGINS"
+            )
+        close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         known = ", ".join(self.names()) or "none"
         broken = "".join(f"\n  plugin '{b.name}' failed to load: {b.reason}" for b in self.broken)
@@ -128,7 +155,7 @@ class BackendRegistry:
             f"Run 'framework backends' to see them, or pip install the plugin that provides it.{broken}"
         )
 
-    def require_available(self, name: str) -> Backend:
+    def require_available(self, name: str) -> PluginBackend:
         backend = self.get(name)
         status = backend.available()
         if not status:

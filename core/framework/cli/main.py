@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import DiagnosticsFailed, FrameworkError, Interrupted, UserError
+from .safe_text import safe_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,20 +32,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return Interrupted.exit_code
     except FrameworkError as exc:
-        if isinstance(exc, Interrupted):
-            _stop_children()
+        _stop_children()  # on every error path: no sampler process outlives the run
         if args.debug:
             traceback.print_exc()
-        print(
-            f"framework: error: {exc}" if not isinstance(exc, UserError) else f"{exc}",
-            file=sys.stderr,
-        )
+        # Messages quote labels, paths and values from the user's files: never raw control codes.
+        if isinstance(exc, UserError):
+            print(safe_text(exc, keep_newlines=True), file=sys.stderr)
+        else:
+            kind = "" if isinstance(exc, Interrupted) else "error: "
+            print(safe_text(f"framework: {kind}{exc}", keep_newlines=True), file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
+        _stop_children()
         if args.debug:
             traceback.print_exc()
         print(
-            f"framework: internal error: {type(exc).__name__}: {exc}\n"
+            f"framework: internal error: {type(exc).__name__}: {safe_text(exc)}\n"
             "Rerun with --debug for the traceback and report it.",
             file=sys.stderr,
         )
@@ -168,11 +171,13 @@ def _run(args) -> int:
     from .terminal import Progress, summary
 
     progress = Progress(quiet=args.quiet)
-    progress(f"spec {args.spec} is valid; backend {spec.backend.name}")
+    progress(safe_text(f"spec {args.spec} is valid; backend {spec.backend.name}"))
     result = run(spec, output_dir=args.output, progress=progress)
-    for warning in result.dataset.warnings:
-        print(f"framework: warning: {warning}", file=sys.stderr)
-    print(summary(result))
+    from ..results.forecasts import notes
+
+    for warning in [*result.dataset.warnings, *notes(result.forecasts)]:
+        print(safe_text(f"framework: warning: {warning}"), file=sys.stderr)
+    print(safe_text(summary(result), keep_newlines=True))
     if not result.diagnostics["passed"]:
         print(
             "framework: warning: convergence diagnostics failed: "
@@ -192,15 +197,21 @@ def _validate(args) -> int:
     spec = load_spec(args.spec, args.overrides)
     from ..runner import prepare
 
+    if spec.output.dir is None:  # output.dir itself was checked with the spec
+        from ..results.output_folder import check
+
+        check(spec.output_dir(), spec, f"output folder {spec.output_dir()}")
     prepared = prepare(spec, check_available=False)
     ds = prepared.dataset
     print(
-        f"{args.spec}: valid. {ds.n_rows} rows, {ds.n_groups} groups; "
-        f"model {prepared.problem.model.describe()}; backend {spec.backend.name}, "
-        f"method {prepared.problem.method}, output {spec.output_dir()}"
+        safe_text(
+            f"{args.spec}: valid. {ds.n_rows} rows, {ds.n_groups} groups; "
+            f"model {prepared.problem.model.describe()}; backend {spec.backend.name}, "
+            f"method {prepared.problem.method}, output {spec.output_dir()}"
+        )
     )
     for warning in ds.warnings:
-        print(f"framework: warning: {warning}", file=sys.stderr)
+        print(safe_text(f"framework: warning: {warning}"), file=sys.stderr)
     status = prepared.backend.available()
     if not status:
         print(
@@ -224,16 +235,12 @@ def _simulate(args) -> int:
         )
     model = build_model(spec, scan(spec))
     frame = simulated_frame(spec, model)
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(args.output)
-    except OSError as exc:
-        raise UserError(
-            f"-o {args.output}: cannot write ({exc.strerror}); choose another path"
-        ) from None
-    print(f"wrote {len(frame)} rows, {frame[model.group].nunique()} groups to {args.output}")
+    from ..results.output_folder import replace_file
+
+    # Atomic, and never over the spec, its data, a folder or a device node.
+    replace_file(args.output, lambda tmp: frame.to_csv(tmp, index=False), spec, "-o")
+    groups = frame[model.group].nunique()
+    print(safe_text(f"wrote {len(frame)} rows, {groups} groups to {args.output}"))
     return 0
 
 
@@ -246,17 +253,27 @@ def _compare(args) -> int:
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     if len(names) < 2:
         raise UserError("--backends: name at least two backends, e.g. --backends stan,pymc")
-    result = compare(spec, names, Progress(quiet=args.quiet))
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise UserError(f"--backends: {', '.join(twice)} named twice; name each backend once")
+    from ..results.output_folder import check
+
     folder = args.output or spec.output_dir().with_name(f"{spec.name}-compare")
-    write_comparison(result, folder)
+    where = "-o" if args.output else f"output folder {folder}"
+    check(folder, spec, where)  # a folder compare may not replace is refused before fitting
+    result = compare(spec, names, Progress(quiet=args.quiet))
+    write_comparison(result, folder, spec, where)
     is_coef = result.table["variable"] == "coef"
     hyper, effects = result.table[~is_coef], result.table[is_coef]
     print("Hyperparameters (difference in Monte Carlo standard errors and in posterior sds)")
     print(table(hyper.drop(columns="variable")))
-    print(
-        f"\nGroup coefficients: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
-        f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged"
-    )
+    if len(effects):
+        print(
+            f"\nGroup coefficients: {len(effects)} compared, largest difference {effects['diff_mcse'].max():.2f} MCSE "
+            f"/ {effects['diff_sd'].max():.3f} sd, {int(effects['flagged'].sum())} flagged"
+        )
+    else:  # output.group_draws left them out; their exact summaries follow from the hyperparameters
+        print("\nGroup coefficients: not compared (no coef draws; see output.group_draws)")
     print("\nBackends")
     print(table(result.timings()))
     flagged = result.flagged["parameter"].tolist()
@@ -264,7 +281,7 @@ def _compare(args) -> int:
         f"\n{'AGREE' if not flagged else 'DISAGREE'}: tolerance {Z_TOLERANCE:g} MCSE; "
         f"{len(flagged)} parameter(s) flagged{': ' + ', '.join(flagged[:10]) if flagged else ''}"
     )
-    print(f"Outputs: {folder}")
+    print(safe_text(f"Outputs: {folder}"))
     if flagged and args.strict:
         raise DiagnosticsFailed(f"--strict: backends disagree on {len(flagged)} parameter(s)")
     return 0
@@ -281,7 +298,7 @@ def _backends(args) -> int:
         try:
             status = backend.available()
         except Exception as exc:  # an availability check must not break the listing
-            status = _unavailable(f"available() raised {type(exc).__name__}: {exc}")
+            status = _unavailable(str(exc))
         state = "available" if status else f"NOT available: {status.reason}"
         print(
             f"{name:10s} {state}\n{'':10s} {backend.description} (plugin {registry.origin(name)}; "
@@ -291,6 +308,10 @@ def _backends(args) -> int:
             print(f"{'':10s} {line}")
     for broken in registry.broken:
         print(f"{broken.name:10s} BROKEN: plugin failed to load: {broken.reason}")
+    for name, plugins in registry.conflicts().items():
+        print(
+            f"{name:10s} CONFLICT: registered by {' and '.join(map(str, plugins))}; uninstall one"
+        )
     return 0
 
 
@@ -301,8 +322,8 @@ def _unavailable(reason: str):
 
 
 def _forecast(args) -> int:
-    from ..results.forecasts import forecast_table, predictors
-    from ..results.run_directory import load_posterior, saved_model
+    from ..results.forecasts import forecast_table, notes, predictors
+    from ..results.run_reader import read_run
     from .terminal import table
 
     at = {}
@@ -311,15 +332,17 @@ def _forecast(args) -> int:
         if not sep or not column.strip() or not value.strip():
             raise UserError(f"--at {item}: write COLUMN=VALUE, e.g. --at x=16 or --at trt=b")
         at[column.strip()] = value.strip()
-    idata = load_posterior(args.run_dir)
-    model = saved_model(idata, where=args.run_dir / "posterior.nc")
+    idata, model = read_run(args.run_dir)
     if not args.x and not at and predictors(model):
         raise UserError(
             f"forecast: give the predictor values ({', '.join(predictors(model))}): --x VALUE "
             "(a one-predictor model) or --at COLUMN=VALUE for each predictor"
         )
     requests = [(args.group, {**at, "x": x}) for x in args.x] or [(args.group, at)]
-    print(table(forecast_table(idata, model, requests, new_groups=args.new_groups)))
+    forecasts = forecast_table(idata, model, requests, new_groups=args.new_groups)
+    for note in notes(forecasts):
+        print(safe_text(f"framework: warning: {note}"), file=sys.stderr)
+    print(table(forecasts))
     return 0
 
 

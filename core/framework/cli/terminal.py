@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .safe_text import safe_text
+
 
 class Progress:
     """A callable that prints timestamped progress lines to stderr (silent when quiet)."""
@@ -17,17 +19,31 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
+        self._bars = None  # the SamplingProgress currently showing, if any
 
     def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(
-                f"[{time.perf_counter() - self.start:6.1f}s] {message}",
-                file=self.stream,
-                flush=True,
-            )
+        if self.quiet:
+            return
+        line = f"[{time.perf_counter() - self.start:6.1f}s] {message}"
+        if self._bars is not None and self._bars.is_live:
+            self._bars.print(line)  # above the bars rather than through them
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def sampling(self):
+        """The live per-chain display a backend reports to (`Problem.sampling_progress`)."""
+        from rich.console import Console
+
+        from ..progress import SamplingProgress
+
+        if self.quiet:
+            return SamplingProgress(enabled=False)
+        self._bars = SamplingProgress(Console(file=self.stream))
+        return self._bars
 
 
 FIRST_GROUPS = 5  # groups whose coefficients the summary shows (estimates.csv has them all)
+MANY_GROUPS = 20  # beyond this many groups the summary shows the most extreme ones, not the first
 FORMATS = {"r_hat": "{:.3f}", "ess_bulk": "{:.0f}", "ess_tail": "{:.0f}"}
 
 
@@ -35,14 +51,9 @@ def table(frame: pd.DataFrame, floatfmt: str = "{:.3f}", formats: dict | None = 
     """A plain-text table (no extra dependency), numbers right-aligned; `formats` per column."""
     formats = {**FORMATS, **(formats or {})}
     fmts = [formats.get(str(c), floatfmt) for c in frame.columns]
-    cells = [[str(c) for c in frame.columns]]
+    cells = [[safe_text(c) for c in frame.columns]]
     for row in frame.itertuples(index=False):
-        cells.append(
-            [
-                f.format(v) if isinstance(v, float) and np.isfinite(v) else str(v)
-                for f, v in zip(fmts, row, strict=True)
-            ]
-        )
+        cells.append([_cell(f, v) for f, v in zip(fmts, row, strict=True)])
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     lines = []
     for k, row in enumerate(cells):
@@ -56,6 +67,14 @@ def table(frame: pd.DataFrame, floatfmt: str = "{:.3f}", formats: dict | None = 
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _cell(fmt: str, value) -> str:
+    # Labels come from the user's data: control characters are shown escaped, never obeyed.
+    if not isinstance(value, float) or not np.isfinite(value):
+        return safe_text(value)
+    text = fmt.format(value)
+    return f"{value:.6g}" if len(text) > 15 and abs(value) >= 1e9 else text  # not 300 digits
 
 
 def summary(result) -> str:
@@ -74,15 +93,11 @@ def summary(result) -> str:
     parts += ["", "Hyperparameters", table(hyper[[c for c in columns if c in hyper]])]
     est = result.estimates
     if len(est):
-        first = list(dict.fromkeys(est["group"]))[:FIRST_GROUPS]
-        shown = est[est["group"].isin(first)]
-        more = d["data"]["groups"] - len(first)
-        parts += [
-            "",
-            f"Group coefficients (first {len(first)} groups{f'; {more:,} more' if more > 0 else ''}"
-            " in estimates.csv)",
-            table(shown),
-        ]
+        chosen, title = shown_groups(est, d["data"]["groups"])
+        rows = est[est["group"].isin(chosen)]
+        order = {g: i for i, g in enumerate(chosen)}
+        rows = rows.iloc[np.argsort(rows["group"].map(order).to_numpy(), kind="stable")]
+        parts += ["", title, table(rows)]
     if result.recovery is not None:
         rec = result.recovery.copy()
         rec["covered"] = rec["covered"].map({True: "yes", False: "NO"})
@@ -97,3 +112,29 @@ def summary(result) -> str:
         files = sorted(f.name for f in Path(result.output_dir).iterdir() if f.is_file())
         parts.append(f"Outputs: {result.output_dir}: {', '.join(files)}")
     return "\n".join(parts)
+
+
+def shown_groups(est: pd.DataFrame, n_groups: int) -> tuple[list, str]:
+    """The groups the summary shows and its title: the first few, or the most extreme of many.
+
+    A group's extremeness is its largest |mean - median of the groups' means| over
+    its terms, in robust sds (1.4826 x the median absolute deviation), so that one
+    outlier does not inflate the spread it is measured against.
+    """
+    labels = list(dict.fromkeys(est["group"]))
+    if n_groups <= MANY_GROUPS:
+        chosen = labels[:FIRST_GROUPS]
+        more = n_groups - len(chosen)
+        return chosen, (
+            f"Group coefficients (first {len(chosen)} groups"
+            f"{f'; {more:,} more' if more > 0 else ''} in estimates.csv)"
+        )
+    means = est.set_index(["group", "term"])["mean"].unstack("term")  # (group, term)
+    centre = means.median()
+    spread = (1.4826 * (means - centre).abs().median()).replace(0.0, 1.0)
+    score = ((means - centre) / spread).abs().max(axis=1)
+    chosen = list(score.sort_values(ascending=False, kind="stable").index[:FIRST_GROUPS])
+    return chosen, (
+        f"Group coefficients (the {len(chosen)} most extreme of {n_groups:,} groups: farthest "
+        "from the groups' median, in robust sds; all in estimates.csv)"
+    )

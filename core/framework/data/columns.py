@@ -124,6 +124,19 @@ def categorical(name: str, found: set[str], wanted: Wanted) -> Column:
 
 def scan_file(path: Path, wanted: Wanted) -> dict[str, Column]:
     """The model's columns in a CSV or Parquet file: kinds, and levels of the categorical ones."""
+    return scan_values(path, wanted).columns()
+
+
+def scan_files(paths: list[Path], wanted: Wanted, source: Path | str) -> dict[str, Column]:
+    """The model's columns over several files (their values merged, see `_Scan.absorb`)."""
+    total = scan_values(paths[0], wanted)
+    for path in paths[1:]:
+        total.absorb(scan_values(path, wanted), source)
+    return total.columns()
+
+
+def scan_values(path: Path, wanted: Wanted) -> _Scan:
+    """What one file says of the model's columns: which hold numbers, the others' values."""
     schema = columns_in(path, wanted.all_fields())
     open_ = [c for c in dict.fromkeys(wanted.predictors) if c not in wanted.numeric]
     if schema is not None:  # Parquet: the file's types say which columns are numbers
@@ -144,7 +157,7 @@ def scan_file(path: Path, wanted: Wanted) -> dict[str, Column]:
                 raise DataError(f"{path}: {exc}") from None
             if not scan.open:
                 break  # every undeclared column has shown a number: nothing left to learn
-    return scan.columns()
+    return scan
 
 
 def known_columns(wanted: Wanted, kinds: dict[str, set[str] | None]) -> dict[str, Column]:
@@ -179,11 +192,18 @@ class _Scan:
                     continue
             self.found[name].update(texts)
             if len(self.found[name]) > MAX_LEVELS:
-                raise DataError(
-                    f"column {name!r} ({self.wanted.field(name)}) holds more than {MAX_LEVELS} "
-                    "distinct texts: as a categorical predictor each would be a coefficient; "
-                    "if it identifies groups, make it the grouping column instead"
-                )
+                raise DataError(_too_many(name, self.wanted))
+
+    def absorb(self, later: _Scan, source: Path | str) -> None:
+        """Add another file's values: a column with a number in any file is numeric."""
+        self.numeric |= later.numeric
+        for name, found in later.found.items():
+            self.found.setdefault(name, set()).update(found)
+        for name in list(self.found):
+            if name in self.numeric:
+                del self.found[name]
+            elif len(self.found[name]) > MAX_LEVELS:
+                raise DataError(f"{source}: {_too_many(name, self.wanted)}")
 
     def columns(self) -> dict[str, Column]:
         kinds: dict[str, set[str] | None] = dict.fromkeys(self.numeric)
@@ -195,6 +215,14 @@ class _Scan:
             kinds[name] = found if found or name in self.wanted.categorical else None
         ordered = {c: kinds[c] for c in self.wanted.predictors if c in kinds}
         return known_columns(self.wanted, ordered)
+
+
+def _too_many(name: str, wanted: Wanted) -> str:
+    return (
+        f"column {name!r} ({wanted.field(name)}) holds more than {MAX_LEVELS} "
+        "distinct texts: as a categorical predictor each would be a coefficient; "
+        "if it identifies groups, make it the grouping column instead"
+    )
 
 
 def _distinct(column: pa.Array) -> pa.Array:

@@ -104,7 +104,11 @@ class RowDigest:
         for h, arr in zip(self._columns, arrays, strict=True):
             h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy when contiguous
 
+    def columns_digest(self) -> bytes:
+        """The column hashes so far, joined (what `hexdigest` hashes with the labels)."""
+        return b"".join(c.digest() for c in self._columns)
+
     def hexdigest(self, labels: list[str]) -> str:
-        h = hashlib.sha256(b"".join(c.digest() for c in self._columns))
+        h = hashlib.sha256(self.columns_digest())
         h.update("\x00".join(labels).encode())
         return h.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DataError
@@ -11,10 +12,11 @@ from ..model.model import build_model as model_from_formula
 from ..model.terms import Column
 from ..spec.load import Spec
 from ..spec.model_spec import build_model, categorical_columns
-from .columns import Wanted, scan_file
+from .columns import Wanted, scan_files
 from .dataset import Dataset
 from .reading import read_table
 from .simulate import simulate, simulated_columns
+from .sources import data_files
 from .table_files import MissingColumn
 
 
@@ -43,18 +45,32 @@ def scan(spec: Spec) -> dict[str, Column]:
     wanted = wanted_columns(spec)
     if spec.data.simulate is not None:
         return simulated_columns(spec, wanted)
+    path = spec.data_path()
+    with _located(spec):
+        return scan_files(data_files(path), wanted, path)
+
+
+@contextmanager
+def _located(spec: Spec):
     try:
-        return scan_file(spec.data_path(), wanted)
+        yield
     except MissingColumn as exc:
         # The fix is in the spec (or the header): point at the spec's line.
         raise DataError(f"{spec.where(*exc.field_path.split('.'))}: {exc}") from None
+    except DataError as exc:
+        if not str(exc).startswith("data.dask."):
+            raise
+        raise DataError(spec.locate(str(exc))) from None  # the cluster's address: its line
 
 
 def load(spec: Spec, keep_rows: bool | int = True) -> tuple[Model, Dataset]:
-    """The spec's Model and data: simulated, or read from its CSV/Parquet file and checked.
+    """The spec's Model and data: simulated, or read from its CSV/Parquet files and checked.
 
-    `keep_rows` as in `read_table`: True, False, or keep at most that many rows.
+    `keep_rows` as in `read_table`: True, False, or keep at most that many rows
+    (engine dask keeps none: its client never receives rows).
     """
+    if spec.data.engine == "dask":
+        return _load_on_dask(spec, keep_rows)
     model = build_model(spec, scan(spec))
     if spec.data.simulate is not None:
         dataset = simulate(spec, model)
@@ -66,22 +82,59 @@ def load(spec: Spec, keep_rows: bool | int = True) -> tuple[Model, Dataset]:
     return model, dataset
 
 
+def _load_on_dask(spec: Spec, keep_rows: bool | int) -> tuple[Model, Dataset]:
+    from .dask_reduce import dask_client, read_on_dask, require_dask
+
+    where = f"{spec.where('data', 'engine')}: data.engine"
+    if keep_rows is True:
+        raise DataError(
+            f"{where}: engine dask reduces the data to per-group statistics, but method full "
+            "(or output.observed_data: true) needs the rows; use sampler.method: marginal, "
+            "or engine: arrow"
+        )
+    require_dask(where)
+    options = spec.data.dask
+    path, wanted = spec.data_path(), wanted_columns(spec)
+    files = data_files(path)
+    with _located(spec), dask_client(options and options.address, options and options.n_workers) as client:  # fmt: skip
+        return read_on_dask(client, files, wanted, lambda columns: build_model(spec, columns),
+                            spec.data.missing, str(path), wanted.all_fields())  # fmt: skip
+
+
 def load_dataset(spec: Spec, keep_rows: bool | int = True) -> Dataset:
     """The spec's Dataset alone (see `load`, which also returns the Model)."""
     return load(spec, keep_rows)[1]
 
 
 def read_file(
-    path: Path,
+    path: Path | str,
     formula: str,
     categorical: dict[str, str | None] | None = None,
     missing: str = "refuse",
     keep_rows: bool | int = True,
+    engine: str = "arrow",
+    dask: dict | None = None,
 ) -> tuple[Model, Dataset]:
-    """Scan, model and read a CSV/Parquet file without a spec (tests, benchmarks, notebooks)."""
+    """Scan, model and read CSV/Parquet data without a spec (tests, benchmarks, notebooks).
+
+    `path` is a file, a folder or a glob. `engine` "dask" reduces on a Dask
+    cluster: `dask` is {"address": "tcp://...", "n_workers": N, "client": a
+    distributed.Client to reuse}, all optional; it keeps no rows.
+    """
     parsed = parse_formula(formula)
     group = parsed.blocks[0].group if parsed.blocks else ""
     predictors = tuple(c for c in parsed.columns() if c not in (parsed.response, group))
     wanted = Wanted(parsed.response, group, predictors, dict(categorical or {}))
-    model = model_from_formula(parsed, scan_file(path, wanted))
+    files = data_files(Path(path))
+    if engine == "dask":
+        from .dask_reduce import dask_client, read_on_dask
+
+        options = dict(dask or {})
+        client = options.pop("client", None)
+        make = lambda columns: model_from_formula(parsed, columns)  # noqa: E731
+        if client is not None:
+            return read_on_dask(client, files, wanted, make, missing, str(path))
+        with dask_client(**options) as client:
+            return read_on_dask(client, files, wanted, make, missing, str(path))
+    model = model_from_formula(parsed, scan_files(files, wanted, path))
     return model, read_table(path, model, missing=missing, keep_rows=keep_rows)

@@ -1,15 +1,17 @@
-"""Reading a data file in one streaming pass: checks, group codes, statistics, and the rows if wanted.
+"""Reading data files in one streaming pass: checks, group codes, statistics, and the rows if wanted.
 
 Each record batch is checked (numbers, missing values, labels), given group
 codes in order of first appearance, turned into the model's design columns
 W = [X, y] by `Model.design`, handed to `reduce_chunks` (the replaceable
 reduction step) and let go: unless the rows are kept, memory grows with the
-number of groups, not rows.
+number of groups, not rows. `read_partition` does this for one partition (a
+file, or row groups of one) into a mergeable `Reduced`; the local reader here
+folds the partitions in order, `framework.data.dask_reduce` merges them on Dask.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +21,12 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..model.model import Model
-from ..model.statistics import GroupStats, reduce_chunks
+from ..model.statistics import reduce_chunks
 from .columns import NULL_TEXT, Wanted, as_number_text, value_texts
 from .dataset import Dataset, RowDigest
+from .reduced import Found, Reduced, finish, row_limit
+from .sources import Partition, data_files
 from .table_files import NotNumeric, record_batches
-
-SHOWN_ROWS = 5  # rows named in a message; the rest are counted
 
 
 def read_table(
@@ -34,74 +36,97 @@ def read_table(
     keep_rows: bool | int = True,
     fields: dict[str, str] | None = None,
 ) -> Dataset:
-    """Read the model's columns of a CSV or Parquet file; DataError names the file, line and fix.
+    """Read the model's columns of a CSV or Parquet file (or folder, or glob); DataError names the fix.
 
     `keep_rows`: True keeps every row in the Dataset, False none (only the
     per-group statistics), an integer keeps them when there are at most that
     many. `fields` maps columns to the spec field naming them, for messages.
     """
+    parts = [Partition(f) for f in data_files(Path(path))]
+    return read_partitions(parts, model, missing, keep_rows, fields, source=str(path))
+
+
+def read_partitions(
+    parts: list[Partition],
+    model: Model,
+    missing: str = "refuse",
+    keep_rows: bool | int = True,
+    fields: dict[str, str] | None = None,
+    source: str | None = None,
+) -> Dataset:
+    """Read partitions one after the other, in this process, into one Dataset."""
+    wanted = wanted_of(model, fields)
+    total = None
+    for part in parts:
+        done = read_partition(part, model, wanted, missing, row_limit(keep_rows))
+        total = done if total is None else total.merge(done)
+    return finish(total, wanted, missing, source or str(parts[0].path))
+
+
+def wanted_of(model: Model, fields: dict[str, str] | None = None) -> Wanted:
+    """The columns `model` reads; `fields` maps them to the spec fields naming them."""
     predictors = tuple(c for c in model.columns if c not in (model.response, model.group))
-    wanted = Wanted(model.response, model.group, predictors, fields=fields or {})
+    return Wanted(model.response, model.group, predictors, fields=fields or {})
+
+
+def read_partition(
+    part: Partition, model: Model, wanted: Wanted, missing: str, limit: float
+) -> Reduced:
+    """Check and reduce one partition: the one code path both engines run."""
     try:
-        return _Pass(model, wanted, missing, keep_rows, path).read(False)
+        return _Pass(model, wanted, missing, limit, part).read(False)
     except NotNumeric:
         # Some value is not a number: read again as text so every bad value can be named.
-        return _Pass(model, wanted, missing, keep_rows, path).read(True)
+        return _Pass(model, wanted, missing, limit, part).read(True)
     finally:
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
 
 
-class _Found:
-    """Rows with one kind of problem: how many, the first few (0-based data rows), example values."""
-
-    def __init__(self):
-        self.count, self.rows, self.examples = 0, [], []
-
-    def add(self, local: np.ndarray, offset: int, examples=()) -> None:
-        self.count += len(local)
-        room = SHOWN_ROWS - len(self.rows)
-        self.rows += [offset + int(i) for i in local[:room]]
-        self.examples += list(examples)[: 3 - len(self.examples)]
-
-
 class _Pass:
-    """One pass over the batches of a file."""
+    """One pass over the batches of a partition."""
 
-    def __init__(self, model: Model, wanted: Wanted, missing: str, keep_rows, path: Path):
-        self.model, self.wanted, self.missing, self.path = model, wanted, missing, Path(path)
-        self.limit = math.inf if keep_rows is True else (0 if keep_rows is False else keep_rows)
+    def __init__(self, model: Model, wanted: Wanted, missing: str, limit: float, part: Partition):
+        self.model, self.wanted, self.missing, self.part = model, wanted, missing, part
+        self.path, self.limit = Path(part.path), limit
         cols = model.columns
         self.numeric = [wanted.response] + [c for c in wanted.predictors if not cols[c].categorical]
         self.categorical = [c for c in wanted.predictors if cols[c].categorical]
         self.levels = {c: {v: i for i, v in enumerate(cols[c].levels)} for c in self.categorical}
-        self.not_numeric = {c: _Found() for c in self.numeric}
+        self.not_numeric = {c: Found() for c in self.numeric}
         self.absent = dict.fromkeys(wanted.all_fields(), 0)  # per column: rows missing a value
-        self.bad = _Found()  # rows with any of those
+        self.bad = Found()  # rows with any of those
         self.labels = _Labels()
         self.digest = RowDigest()
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = []
         self.rows_read = self.rows_used = 0
-        self.ranges = {c: (math.inf, -math.inf) for c in self.numeric[1:]}
+        self.ranges = {c: (np.inf, -np.inf) for c in self.numeric[1:]}
 
-    def read(self, numeric_as_text: bool) -> Dataset:
-        batches, self.where = record_batches(
+    def read(self, numeric_as_text: bool) -> Reduced:
+        batches, where = record_batches(
             self.path,
             self.wanted.all_fields(),
             text=[*self.categorical, self.wanted.group],
             numeric=self.numeric,
             numeric_as_text=numeric_as_text,
+            row_groups=self.part.row_groups,
         )
         try:
             stats = reduce_chunks(chunk for batch in batches if (chunk := self._checked(batch)))
         except ValueError:
             if self.rows_used:
                 raise
-            stats = None  # nothing usable: _dataset says why
-        return self._dataset(stats)
+            stats = None  # nothing usable: `finish` says why, if no other partition has rows
+        labels = self.labels.labels
+        columns = self.digest.columns_digest()
+        return Reduced(
+            labels, stats, self.rows_read, self.rows_used, self.not_numeric, self.absent,
+            self.bad, self.ranges, [(columns, _labels_hash(labels))], self.kept, self.limit,
+            {str(self.path): where},
+        )  # fmt: skip
 
     def _checked(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray] | None:
         """The batch's usable rows as (codes, W = [X, y]), after counting what is wrong in it."""
-        offset, n = self.rows_read, batch.num_rows
+        offset, n = self.part.first_row + self.rows_read, batch.num_rows
         self.rows_read += n
         values, bad = {}, np.zeros(n, dtype=bool)
         for name in self.numeric:
@@ -115,12 +140,12 @@ class _Pass:
             self.wanted.group, (local < 0) | (blank[local] if len(blank) else False)
         )
         if bad.any():
-            self.bad.add(np.flatnonzero(bad), offset)
+            self.bad.add(self.path, np.flatnonzero(bad), offset)
             keep = ~bad
             values = {name: v[keep] for name, v in values.items()}
             local = local[keep]
         if self._refusing():
-            return None  # the file will be refused: only count what is wrong from here on
+            return None  # the data will be refused: only count what is wrong from here on
         codes = self.labels.codes(dictionary, local)
         data = {c: v if c in self.ranges or c == self.wanted.response else
                 (v, self.model.columns[c].levels) for c, v in values.items()}  # fmt: skip
@@ -150,7 +175,7 @@ class _Pass:
         values, bad, examples = _as_numbers(batch.column(name), name, self.wanted.field(name),
                                             self.path)  # fmt: skip
         if len(bad):
-            self.not_numeric[name].add(bad, offset, examples)
+            self.not_numeric[name].add(self.path, bad, offset, examples)
         return values
 
     def _level_codes(self, column: pa.Array, name: str) -> np.ndarray:
@@ -169,67 +194,10 @@ class _Pass:
         local = column.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         return np.append(np.asarray(out, dtype=np.int64), -1)[local]  # index -1: the missing slot
 
-    def _dataset(self, stats: GroupStats | None) -> Dataset:
-        path, where = self.path, self.where
-        for name, found in self.not_numeric.items():
-            if found.count:
-                field = self.wanted.field(name)
-                fix = (
-                    f"pick another column in {field}"
-                    if field != "model.formula" or name == self.wanted.response
-                    else f"declare {name!r} categorical in the spec if its values are labels"
-                )
-                raise DataError(
-                    f"{where.first(found.rows)}: column {name!r} ({field}) must be numeric, but "
-                    f"{found.count} value(s) are not (e.g. {', '.join(found.examples)}; "
-                    f"{where.lines(found.rows, found.count)}); fix those rows or {fix}"
-                )
-        if self.rows_read == 0:
-            raise DataError(f"{path}: the file has a header but no data rows; add the data")
-        warnings = self._missing_rows()
-        if self.rows_used == 0:
-            raise DataError(
-                f"{path}: no rows are left after dropping the missing values; fix the file"
-            )
-        labels, group = self.labels.labels, self.wanted.group
-        if len(labels) < 2:
-            raise DataError(
-                f"{path}: column {group!r} ({self.wanted.field(group)}) has only one group "
-                f"({labels[0]!r}); a hierarchical model needs at least 2 groups: check "
-                f"{self.wanted.field(group)} names the grouping column"
-            )
-        for name, (lo, hi) in self.ranges.items():
-            if lo == hi:
-                warnings.append(
-                    f"the predictor {name!r} is constant ({lo:g}) in every row: intercepts and "
-                    "slopes cannot be told apart, so its coefficients only reflect the prior"
-                )
-        common = dict(
-            response=self.wanted.response, group=group, source=str(path), warnings=warnings
-        )
-        if self.kept is None:
-            return Dataset(labels, stats, row_count=self.rows_used,
-                           sha256=self.digest.hexdigest(labels), **common)  # fmt: skip
-        y, x, codes = (np.concatenate(parts) for parts in zip(*self.kept, strict=True))
-        return Dataset(labels, stats, y=y, X=x, codes=codes, **common)
 
-    def _missing_rows(self) -> list[str]:
-        """Refuse rows with missing values, or name them in a warning when they were dropped."""
-        bad, where = self.bad, self.where
-        if not bad.count:
-            return []
-        detail = ", ".join(f"{k}: {n}" for k, n in self.absent.items() if n)
-        if self.missing == "refuse":
-            raise DataError(
-                f"{where.first(bad.rows)}: {bad.count} row(s) have a missing, NaN or infinite value "
-                f"or an empty group label or category ({detail}; "
-                f"{where.lines(bad.rows, bad.count)}); fix the file, or set data.missing: drop in "
-                "the spec to drop those rows"
-            )
-        return [
-            f"dropped {bad.count} row(s) with missing or non-finite values ({detail}; "
-            f"{where.lines(bad.rows, bad.count)})"
-        ]
+def _labels_hash(labels: list[str]) -> bytes:
+    """SHA-256 of a partition's own labels (its part of a many-partition digest)."""
+    return hashlib.sha256("\x00".join(labels).encode()).digest()
 
 
 class _Labels:

@@ -29,6 +29,9 @@ class MissingColumn(DataError):
         super().__init__(message)
         self.field_path = field_path
 
+    def __reduce__(self):  # raised in a Dask worker, it crosses to the client whole
+        return (type(self), (str(self), self.field_path))
+
 
 class RowNames:
     """Turns 0-based data row indices into what the user can find: CSV line numbers, or row numbers."""
@@ -84,6 +87,7 @@ def record_batches(
     text: Iterable[str] = (),
     numeric: Iterable[str] = (),
     numeric_as_text: bool = False,
+    row_groups: tuple[int, ...] | None = None,
 ) -> tuple[Iterator[pa.RecordBatch], RowNames]:
     """Some columns of a CSV or Parquet file, one batch at a time, and how to name its rows.
 
@@ -92,10 +96,11 @@ def record_batches(
     numbers. A missing column raises `MissingColumn`, an unreadable file
     `DataError`, a CSV number column holding text `NotNumeric` (unless
     `numeric_as_text`, which reads them as text so every bad value can be named).
+    `row_groups` reads only those row groups of a Parquet file (a partition).
     """
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        return _parquet_batches(path, wanted, set(text)), RowNames(path)
+        return _parquet_batches(path, wanted, set(text), row_groups), RowNames(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     types = {c: pa.string() for c in text}
     types.update({c: pa.string() if numeric_as_text else pa.float64() for c in numeric})
@@ -147,7 +152,7 @@ def _parquet_schema(path: Path) -> pa.Schema:
         ) from None
 
 
-def _parquet_batches(path: Path, wanted: dict[str, str], text: set[str]):
+def _parquet_batches(path: Path, wanted: dict[str, str], text: set[str], row_groups=None):
     schema = _parquet_schema(path)
     _check_columns(path, schema.names, wanted)
     # Text columns come as dictionary arrays: a batch's labels are then encoded once, not per row.
@@ -155,7 +160,7 @@ def _parquet_batches(path: Path, wanted: dict[str, str], text: set[str]):
                   or pa.types.is_large_string(schema.field(c).type)]  # fmt: skip
     try:
         file = pq.ParquetFile(path, read_dictionary=dictionary)
-        yield from file.iter_batches(BATCH_ROWS, columns=list(wanted))
+        yield from file.iter_batches(BATCH_ROWS, row_groups=row_groups, columns=list(wanted))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(
             f"{path}: cannot read the Parquet file ({str(exc).splitlines()[0]}); export the data again"

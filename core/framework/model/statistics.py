@@ -18,6 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The largest magnitude a data value or forecast input may have: its square (1e200), summed over
+# billions of rows, still fits in a double (max 1.8e308). No measurement in any unit is this
+# large, so a value beyond it is a mistake (data.value_checks, forecasts refuse it).
+LARGEST_VALUE = 1e100
+
 
 @dataclass(frozen=True)
 class GroupStats:
@@ -53,14 +58,16 @@ class GroupStats:
         safe = np.where(n > 0, n, 1.0)
         mean = np.stack([np.bincount(codes, w[:, a], minlength=n_groups) for a in range(k)], 1)
         mean /= safe[:, None]
-        dev = w - mean[codes]
+        with np.errstate(over="ignore", invalid="ignore"):
+            dev = w - mean[codes]
         cross = np.empty((n_groups, k, k))
         for a in range(k):
             for b in range(a, k):
                 if np.all(dev[:, a] == 0) or np.all(dev[:, b] == 0):  # the intercept, dummies
                     s = np.zeros(n_groups)
-                else:
-                    s = np.bincount(codes, dev[:, a] * dev[:, b], minlength=n_groups)
+                else:  # a value too large to square gives inf: data.value_checks names it
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        s = np.bincount(codes, dev[:, a] * dev[:, b], minlength=n_groups)
                 cross[:, a, b] = cross[:, b, a] = s
         return cls(n, mean, cross)
 
@@ -85,11 +92,12 @@ class GroupStats:
         both = ((self.n > 0) & (other.n > 0))[:, None]
         d = np.where(both, other.mean - self.mean, 0.0)
         cross = (self.n * other.n / safe)[:, None, None]
-        return GroupStats(
-            n,
-            self.mean * wa + other.mean * wb,
-            self.cross + other.cross + cross * d[:, :, None] * d[:, None, :],
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: see from_rows
+            return GroupStats(
+                n,
+                self.mean * wa + other.mean * wb,
+                self.cross + other.cross + cross * d[:, :, None] * d[:, None, :],
+            )
 
     def take(self, index) -> GroupStats:
         """The statistics of some groups (an index array or slice)."""

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .convergence import mcse_mean
+from .csv_cells import write_csv
 from .run_directory import atomic_directory
 
 if TYPE_CHECKING:  # the runner imports the results stage: import it back only when fitting
@@ -62,16 +63,20 @@ def compare(spec: Spec, backends: list[str], progress=None) -> Comparison:
     """Fit `spec` with each backend (the spec's options apply to its own backend only)."""
     from ..runner import fit, prepare, summarise
 
+    prepared = {}
+    for name in backends:  # every backend found, available and its options valid before any fits
+        own = name == spec.backend.name
+        options = dict(spec.backend.options) if own else {}
+        backend = spec.backend.model_copy(update={"name": name, "options": options})
+        # A problem with a backend named only on the command line is reported at --backends.
+        lines = spec.lines if own else {**spec.lines, ("backend", "name"): f"--backends {name}"}
+        variant = spec.model_copy(update={"backend": backend, "lines": lines})
+        prepared[name] = prepare(variant, progress)
     runs = {}
-    for name in backends:
-        options = dict(spec.backend.options) if name == spec.backend.name else {}
-        variant = spec.model_copy(
-            update={"backend": spec.backend.model_copy(update={"name": name, "options": options})}
-        )
+    for name, ready in prepared.items():
         if progress:
             progress(f"backend {name}: fitting")
-        prepared = prepare(variant, progress)
-        runs[name] = summarise(prepared, fit(prepared))
+        runs[name] = summarise(ready, fit(ready))
     return Comparison(agreement_table(runs), runs)
 
 
@@ -104,14 +109,15 @@ def moments(idata, model) -> dict[str, np.ndarray]:
     blocks = [np.stack([np.asarray(post[v].sel(s).values, float) for v, s in hyper], axis=-1)]
     variables = [v for v, _ in hyper]
     labels = [model.label(v, s) for v, s in hyper]
-    coef = post["coef"].transpose("chain", "draw", "group", "group_term")
-    groups = [str(g) for g in coef.coords["group"].values]
-    values = coef.values
-    blocks.append(values.reshape(*values.shape[:2], -1))  # a view: (chain, draw, J * q)
-    for g in groups:
-        for t in model.group_term_names:
-            variables.append("coef")
-            labels.append(model.label("coef", {"group": g, "group_term": t}))
+    if "coef" in post:  # absent under output.group_draws: none (only hyperparameters compared)
+        coef = post["coef"].transpose("chain", "draw", "group", "group_term")
+        groups = [str(g) for g in coef.coords["group"].values]
+        values = coef.values
+        blocks.append(values.reshape(*values.shape[:2], -1))  # a view: (chain, draw, J * q)
+        for g in groups:
+            for t in model.group_term_names:
+                variables.append("coef")
+                labels.append(model.label("coef", {"group": g, "group_term": t}))
     means, sds, errs = [], [], []
     for x in blocks:
         flat = x.reshape(-1, x.shape[2])
@@ -130,11 +136,11 @@ def moments(idata, model) -> dict[str, np.ndarray]:
     }
 
 
-def write_comparison(comparison: Comparison, folder) -> None:
+def write_comparison(comparison: Comparison, folder, spec=None, where="output.dir") -> None:
     """compare.csv (every parameter), timings.csv and compare.json, atomically."""
-    with atomic_directory(folder) as tmp:
-        comparison.table.to_csv(tmp / "compare.csv", index=False)
-        comparison.timings().to_csv(tmp / "timings.csv", index=False)
+    with atomic_directory(folder, spec, where) as tmp:
+        write_csv(comparison.table, tmp / "compare.csv")
+        write_csv(comparison.timings(), tmp / "timings.csv")
         summary = {
             "z_tolerance": Z_TOLERANCE,
             "flagged": comparison.flagged["parameter"].tolist(),

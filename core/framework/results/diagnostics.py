@@ -85,6 +85,8 @@ def _hyperparameters(idata, model) -> dict:
 
 def _group_coefficients(idata, model) -> dict:
     """Per group term, the worst R-hat and ESS over groups, and the group with the worst R-hat."""
+    if COEF not in idata.posterior:  # output.group_draws: none (the hyperparameters decide)
+        return {}
     coef = idata.posterior[COEF].transpose("chain", "draw", "group", "group_term")
     labels = [str(g) for g in coef.coords["group"].values]
     values = coef.values

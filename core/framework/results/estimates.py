@@ -26,13 +26,40 @@ def flat_draws(idata, variable: str, selection: dict | None = None) -> np.ndarra
     return values.reshape((-1,) + values.shape[2:])
 
 
-def group_estimates(idata, model) -> pd.DataFrame:
-    """Long table, one row per group and group term: group, term, mean, sd, q5, q95."""
+def group_estimates(idata, model, stats=None) -> pd.DataFrame:
+    """Long table, one row per group and group term: group, term, mean, sd, q5, q95.
+
+    With `stats` (a Gaussian fit's per-group statistics), or when the posterior
+    carries no `coef` draws, the summaries are the exact mixtures over the
+    hyperparameter draws (`group_mixture`); otherwise they summarise the draws.
+    """
     post = idata.posterior
     labels = np.asarray([str(g) for g in post.coords[GROUP].values], dtype=object)
     terms = [str(t) for t in post.coords[GROUP_TERM].values]
     if terms != list(model.group_term_names):  # the posterior was checked against the Model
         raise ValueError(f"posterior group terms {terms} != model's {model.group_term_names}")
+    if stats is not None or COEF not in post:
+        from .group_mixture import hyperparameter_draws, mixture_summaries, saved_stats
+
+        stats = stats if stats is not None else saved_stats(idata, model)
+        summary = mixture_summaries(model, stats, hyperparameter_draws(idata, model), QUANTILES)
+    else:
+        summary = _draw_summaries(post)
+    n_groups, q = summary.shape[1:]
+    return pd.DataFrame(
+        {
+            "group": np.repeat(labels, q),
+            "term": np.tile(np.asarray(terms, dtype=object), n_groups),
+            "mean": summary[0].ravel(),
+            "sd": summary[1].ravel(),
+            "q5": summary[2].ravel(),
+            "q95": summary[3].ravel(),
+        }
+    )
+
+
+def _draw_summaries(post) -> np.ndarray:
+    """(4, J, q): mean, sd, q5 and q95 of the `coef` draws, a block of groups at a time."""
     coef = post[COEF].transpose("chain", "draw", GROUP, GROUP_TERM).values
     draws = coef.reshape(-1, *coef.shape[2:])  # a view when the draws are contiguous
     n_groups, q = draws.shape[1:]
@@ -44,16 +71,7 @@ def group_estimates(idata, model) -> pd.DataFrame:
         stats[0, start:stop] = block.mean(axis=-1)
         stats[1, start:stop] = block.std(axis=-1, ddof=1)
         stats[2:, start:stop] = np.quantile(block, QUANTILES, axis=-1)
-    return pd.DataFrame(
-        {
-            "group": np.repeat(labels, q),
-            "term": np.tile(np.asarray(terms, dtype=object), n_groups),
-            "mean": stats[0].ravel(),
-            "sd": stats[1].ravel(),
-            "q5": stats[2].ravel(),
-            "q95": stats[3].ravel(),
-        }
-    )
+    return stats
 
 
 def hyperparameter_table(idata, model, diagnostics: dict | None = None) -> pd.DataFrame:
@@ -91,7 +109,9 @@ def true_value(truth: dict, variable: str, selection: dict):
     return value.get(pair, value.get(pair[::-1]))
 
 
-def recovery_table(idata, model, truth: dict) -> pd.DataFrame:
+def recovery_table(
+    idata, model, truth: dict, estimates: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per scalar parameter with a known truth: truth, mean, 90% interval, covered; coef coverage in attrs."""
     rows = []
     for variable, selection in model.hyperparameters():
@@ -112,13 +132,14 @@ def recovery_table(idata, model, truth: dict) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "q5", "q95", "covered"])
     if truth.get(COEF) is not None:
-        table.attrs.update(coef_coverage(idata, model, np.asarray(truth[COEF], dtype=float)))
+        true_coef = np.asarray(truth[COEF], dtype=float)
+        table.attrs.update(coef_coverage(idata, model, true_coef, estimates))
     return table
 
 
-def coef_coverage(idata, model, true_coef: np.ndarray) -> dict:
+def coef_coverage(idata, model, true_coef: np.ndarray, estimates=None) -> dict:
     """Share of groups whose true coefficients lie in their 90% interval: overall and per term."""
-    est = group_estimates(idata, model)
+    est = group_estimates(idata, model) if estimates is None else estimates
     t = true_coef.ravel()  # (J, q) row-major: the long table's order
     inside = (est["q5"].to_numpy() <= t) & (t <= est["q95"].to_numpy())
     by_term = pd.Series(inside).groupby(est["term"].to_numpy(), sort=False).mean()

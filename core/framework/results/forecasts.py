@@ -22,11 +22,13 @@ import pandas as pd
 from scipy.special import ndtr
 
 from ..errors import UserError
+from ..model.statistics import LARGEST_VALUE
 from .estimates import flat_draws
 
 PROBS = (0.05, 0.5, 0.95)
 X_ALIAS = "x"  # `{group: CA, x: 16}`: the one numeric predictor of a one-predictor model
-STATS = ["source", "mean", "sd", "q5", "q50", "q95"]
+STATS = ["source", "mean", "sd", "q5", "q50", "q95", "note"]
+NEAR_SEARCH_MAX = 50_000  # labels beyond which only case and spaces are ignored (difflib is slow)
 
 
 def predictors(model) -> list[str]:
@@ -102,6 +104,11 @@ def _value(column, value, where: str):
         ) from None
     if not np.isfinite(number):
         raise UserError(f"{where}: {column.name} = {value} must be a finite number")
+    if abs(number) > LARGEST_VALUE:  # its square would overflow in the forecast's variance
+        raise UserError(
+            f"{where}: {column.name} = {value} is too large; give a value of at most "
+            f"{LARGEST_VALUE:g} in size"
+        )
     return number
 
 
@@ -127,13 +134,17 @@ def predictive_components(idata, model, group: str, row: np.ndarray, new_groups=
     if group in labels:
         rest = np.ones(len(row), dtype=bool)
         rest[z_index] = False
+        if "coef" not in post:  # output.group_draws: none: the group's exact conditional instead
+            means, sds = _conditional_predictive(idata, model, labels.index(group), row)
+            return means, sds, "fitted"
         coef = flat_draws(idata, "coef", {"group": group})  # (S, q): one group, not all
         eta = beta[:, rest] @ row[rest] + coef @ z
         means, sds = model.family.predictive(eta, params)
         return np.asarray(means, float), np.asarray(sds, float), "fitted"
     if new_groups == "error":
+        hint = f"did you mean '{near}'? " if (near := near_label(group, labels)) else ""
         raise UserError(
-            f"group '{group}' is not in the data; known groups include {', '.join(labels[:10])}"
+            f"group '{group}' is not in the data; {hint}known groups include {', '.join(labels[:10])}"
         )
     scaled = flat_draws(idata, "group_sd") * z  # diag(sd) z per draw, (S, q)
     if model.correlated:
@@ -144,6 +155,27 @@ def predictive_components(idata, model, group: str, row: np.ndarray, new_groups=
     means, sds = model.family.predictive(beta @ row, params)
     # Gaussian: a new group's coefficients add z' Sigma z to each draw's variance.
     return np.asarray(means, float), np.sqrt(np.asarray(sds, float) ** 2 + between), "population"
+
+
+def _conditional_predictive(idata, model, index: int, row: np.ndarray):
+    """Per-draw predictive normals of a fitted group from its coefficients' exact Gaussian conditional.
+
+    Draw d's coefficients are N(m_d, V_d), so the linear predictor is
+    N(x_rest beta_rest + z'm_d, z'V_d z) and y adds the family's variance.
+    """
+    from ..model.gaussian_marginal import conditional_moments
+    from .group_mixture import hyperparameter_draws, saved_stats
+
+    params = hyperparameter_draws(idata, model)
+    mean, cov = conditional_moments(model, saved_stats(idata, model, index), **params)
+    z_index = model.group_term_index
+    rest = np.ones(len(row), dtype=bool)
+    rest[z_index] = False
+    z = row[z_index]
+    eta = params["beta"][:, rest] @ row[rest] + mean[:, 0] @ z
+    between = np.einsum("i,sij,j->s", z, cov[:, 0], z)
+    means, sds = model.family.predictive(eta, {p: params[p] for p in model.family_parameters})
+    return np.asarray(means, float), np.sqrt(np.asarray(sds, float) ** 2 + between)
 
 
 def mixture_quantiles(
@@ -169,13 +201,53 @@ def forecast(idata, model, group, values: dict, new_groups: str = "population") 
     group = str(group)
     resolved = _resolve(model, values, group)
     row = design_row(model, {column: value for _, column, value in resolved})
-    means, sds, source = predictive_components(idata, model, group, row, new_groups)
-    q5, q50, q95 = mixture_quantiles(means, sds)
-    # Law of total variance; the form avoids E[y^2] - E[y]^2 cancellation.
-    sd = float(np.sqrt(np.mean(sds**2) + means.var()))
+    with np.errstate(all="ignore"):  # overflow is reported below, in one line
+        means, sds, source = predictive_components(idata, model, group, row, new_groups)
+        q5, q50, q95 = mixture_quantiles(means, sds)
+        # Law of total variance; the form avoids E[y^2] - E[y]^2 cancellation.
+        sd = float(np.sqrt(np.mean(sds**2) + means.var()))
+        mean = float(means.mean())
+    if not np.all(np.isfinite([mean, sd, q5, q50, q95])):
+        at = ", ".join(f"{key}={value}" for key, _, value in resolved)
+        raise UserError(
+            f"forecast for group '{group}' at {at}: the forecast overflows floating point "
+            "(its mean or spread is beyond 1.8e308); give predictor values nearer the data's range"
+        )
     shown = {key: value for key, _, value in resolved}  # as the user named them (`x` stays x)
-    stats = {"mean": float(means.mean()), "sd": sd, "q5": q5, "q50": q50, "q95": q95}
-    return {"group": group, **shown, "source": source, **stats}
+    stats = {"mean": mean, "sd": sd, "q5": q5, "q50": q50, "q95": q95}
+    labels = idata.posterior.coords["group"].values
+    note = "" if source == "fitted" else new_group_note(group, labels)
+    return {"group": group, **shown, "source": source, **stats, "note": note}
+
+
+def near_label(group: str, labels) -> str | None:
+    """The data's label closest to `group` ignoring case and spaces (`Ca` -> 'CA'), or None."""
+    labels = [str(g) for g in labels]
+    folded: dict[str, str] = {}
+    for label in labels:
+        folded.setdefault(label.strip().casefold(), label)
+    key = group.strip().casefold()
+    if key in folded:
+        return folded[key]
+    if len(folded) > NEAR_SEARCH_MAX:
+        return None
+    close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None
+
+
+def new_group_note(group: str, labels) -> str:
+    """What forecasts.csv and the terminal say about a group that is not in the data."""
+    near = near_label(group, labels)
+    return f"not in the data; did you mean '{near}'?" if near else "not in the data"
+
+
+def notes(table: pd.DataFrame) -> list[str]:
+    """One warning line per forecast of a group not in the data (for the terminal)."""
+    if "note" not in table:
+        return []
+    rows = zip(table["group"], table["note"], strict=True)
+    return [f"forecast for group '{g}': {n} (forecast from the population, as a new group)"
+            for g, n in rows if n]  # fmt: skip
 
 
 def request(item) -> tuple[str, dict]:

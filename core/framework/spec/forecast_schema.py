@@ -10,6 +10,7 @@ from pydantic import PrivateAttr, field_validator, model_validator
 
 from ..model.model import ModelError
 from ..model.priors import format_number
+from ..model.statistics import LARGEST_VALUE
 from ..model.terms import Column
 from .fields import Number, at_path
 from .fields import Strict as _Strict
@@ -38,6 +39,8 @@ class Forecast(_Strict):
     def _finite(cls, v):
         if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
+        if v is not None and abs(v) > LARGEST_VALUE:
+            raise ValueError(f"must be at most {LARGEST_VALUE:g} in size (got {v:g})")
         return v
 
     @field_validator("at", mode="before")
@@ -98,7 +101,8 @@ class Forecast(_Strict):
                     out.append(
                         ModelError(
                             self.path("at", col),
-                            f"'{col}' is numeric: give a number (got {text!r})",
+                            f"'{col}' is numeric: give a finite number of at most "
+                            f"{LARGEST_VALUE:g} in size (got {text!r})",
                         )
                     )
                 elif kind.categorical and kind.levels and text not in kind.levels:
@@ -147,7 +151,7 @@ def _float(text: str) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) and abs(value) <= LARGEST_VALUE else None
 
 
 def _yaml_value(text: str) -> str | int | float:

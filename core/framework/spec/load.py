@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import difflib
+import errno
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
+from ..errors import DataError, SpecError
 from .messages import fields_at, format_errors, kind, unknown_key_text
 from .schema import Spec
 from .yaml_source import LineMap, load_scalar, load_yaml
@@ -120,7 +121,7 @@ def _check_paths(spec: Spec, filename: str, lines: LineMap) -> list[str]:
         if spec.output.dir is not None:
             problems += _check_output_dir(
                 Path(spec.output.dir), f"{_where(filename, lines, ('output', 'dir'))}: output.dir"
-            )
+            ) or _output_refusal(spec, f"{_where(filename, lines, ('output', 'dir'))}: output.dir")
     except (OSError, ValueError) as exc:  # e.g. a NUL byte or a name longer than the system allows
         problems.append(
             f"{filename}: a path in the spec cannot be used ({exc}); write a plain file path"
@@ -132,6 +133,16 @@ DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".tsv")
 
 
 def _check_data_path(data_path: Path, where: str) -> list[str]:
+    from ..data.sources import data_files, is_pattern
+
+    if is_pattern(data_path) or data_path.is_dir():  # a folder or glob of data files
+        try:
+            data_files(data_path)
+        except DataError as exc:
+            return [f"{where}: {exc}"]
+        return []
+    if data_path.is_symlink() and not data_path.exists():
+        return [f"{where}: {_broken_link(data_path)}; point data.path at the data file itself"]
     if not data_path.exists():
         hint = ""
         if data_path.parent.is_dir():
@@ -154,6 +165,16 @@ def _check_data_path(data_path: Path, where: str) -> list[str]:
     return []
 
 
+def _broken_link(path: Path) -> str:
+    """Why a symbolic link leads nowhere: a loop (it leads back to itself), or a missing target."""
+    try:
+        path.resolve(strict=True)
+    except (RuntimeError, OSError) as exc:  # Python 3.11 says RuntimeError, later ELOOP
+        if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+            return f"{path} is a symbolic link loop (following it leads back to itself)"
+    return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+
+
 def _check_output_dir(target: Path, where: str) -> list[str]:
     # Relative output folders are relative to the working directory, like runs/NAME.
     if target.exists():
@@ -171,6 +192,14 @@ def _check_output_dir(target: Path, where: str) -> list[str]:
     return []
 
 
+def _output_refusal(spec: Spec, where: str) -> list[str]:
+    # The folders a run never replaces (the spec's, the data's, /, home, user files).
+    from ..results.output_folder import absolute, refusal
+
+    reason = refusal(absolute(Path(spec.output.dir)), spec)
+    return [f"{where}: {reason}"] if reason else []
+
+
 def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None = None) -> dict:
     """Apply `a.b.c=value` overrides; values are read as YAML scalars (ints, floats, text)."""
     for item in overrides:
@@ -183,6 +212,7 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
             value = text
         parts = key.strip().split(".")
         node: Any = raw
+        created = len(parts)  # index of the first key the override adds to the spec
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):
@@ -195,18 +225,26 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
                 else:
                     node = node[int(part)]
             elif isinstance(node, dict):
+                if part not in node:
+                    created = min(created, i)
                 if last:
                     node[part] = value
                 else:
                     node = node.setdefault(part, {})
             else:
-                raise SpecError(f"--set {item!r}: {'.'.join(parts[:i])} is not a mapping")
+                above = ".".join(parts[:i])
+                raise SpecError(
+                    f"--set {item!r}: {above} is not a mapping (it is {kind(node)}), so it has "
+                    f"no key '{part}'; set {above}=VALUE itself"
+                )
         if lines is not None:
             # Problems with an overridden value point at the --set, not at the file's line.
             path = tuple(int(p) if p.isdigit() else p for p in parts)
             for k in [k for k in lines if k[: len(path)] == path]:
                 del lines[k]
             lines[path] = f"--set {item}"
+            for j in range(created + 1, len(path)):  # keys the file never had: an unknown one
+                lines[path[:j]] = f"--set {item}"  # is reported at the --set, not at line 1
             texts = getattr(lines, "texts", {})
             for k in [k for k in texts if k[: len(path)] == path]:
                 del texts[k]

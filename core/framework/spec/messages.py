@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from ..model.prior_classes import V1_POSITIVE
 from .schema import (
     BackendSpec,
+    DaskSpec,
     DataSpec,
     Forecast,
     ModelSpec,
@@ -123,6 +124,10 @@ HINTS = {
     "data": "write data: {path: FILE.csv} or data: {simulate: {...}}",
     "data.path": "give the CSV or Parquet file, relative to the spec's folder",
     "data.missing": "use refuse (the default) or drop",
+    "data.engine": "use arrow (the default, this process) or dask (Dask tasks)",
+    "data.dask": "give address: tcp://HOST:8786 (an existing cluster) or n_workers: N (a local one)",
+    "data.dask.address": "give the scheduler's address, e.g. tcp://10.0.0.5:8786",
+    "data.dask.n_workers": "give the number of local worker processes, a whole number >= 1",
     "data.simulate": "give groups, x and truth (and optionally seed)",
     "data.simulate.groups": "give the number of groups (at least 2) or a list of their labels",
     "data.simulate.groups.*": "write each label as text, e.g. CA",
@@ -260,6 +265,7 @@ def fields_at(loc) -> list[str]:
 _SECTION_MODELS = {
     "": Spec,
     "data": DataSpec,
+    "data.dask": DaskSpec,
     "data.simulate": Simulate,
     "data.simulate.truth": Truth,
     "data.simulate.x": XRange,

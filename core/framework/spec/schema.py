@@ -23,6 +23,7 @@ from .yaml_source import where as _where
 __all__ = [
     "NAME_PATTERN",
     "BackendSpec",
+    "DaskSpec",
     "DataSpec",
     "Forecast",
     "ModelSpec",
@@ -38,10 +39,36 @@ __all__ = [
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
 
 
+class DaskSpec(_Strict):
+    """Where `data.engine: dask` reduces: a scheduler's address, or a local cluster of N workers."""
+
+    address: str | None = None
+    n_workers: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None  # None: one per CPU
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v):
+        if v is not None and not re.match(r"^(tcp|tls|ucx|inproc)://\S+$", v):
+            raise ValueError(f"must be a scheduler address such as tcp://HOST:8786 (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _one_cluster(self):
+        if self.address is not None and self.n_workers is not None:
+            raise ValueError(
+                "has both 'address' and 'n_workers'; n_workers sizes the local cluster started "
+                "when there is no address: drop one"
+            )
+        return self
+
+
 class DataSpec(_Strict):
     path: str | None = None
     simulate: Simulate | None = None
     missing: Literal["refuse", "drop"] = "refuse"
+    # arrow: read and reduce in this process; dask: as Dask tasks (framework[dask] extra).
+    engine: Literal["arrow", "dask"] = "arrow"
+    dask: DaskSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -54,6 +81,10 @@ class DataSpec(_Strict):
                 "has neither 'path' nor 'simulate'; add path: FILE.csv (a CSV or Parquet file) "
                 "or a simulate block"
             )
+        if self.dask is not None and self.engine != "dask":
+            raise ValueError("has a 'dask' block but engine is not dask; add engine: dask")
+        if self.engine == "dask" and self.simulate is not None:
+            raise ValueError("has engine: dask with 'simulate'; the dask engine reads data files")
         return self
 
 
@@ -84,6 +115,10 @@ class OutputSpec(_Strict):
     # always for method full, which samples from them); beyond that the file is streamed
     # and the posterior carries the per-group statistics.
     observed_data: Literal["auto"] | StrictBool = "auto"
+    # Every group's coef draws in posterior.nc: auto keeps them up to 10^7 values (draws x
+    # groups x group terms; runner.GROUP_DRAWS_AUTO). estimates.csv is the exact mixture
+    # over the hyperparameter draws either way; forecasts without the draws are too.
+    group_draws: Literal["auto", "all", "none"] = "auto"
 
     @field_validator("observed_data", mode="before")
     @classmethod

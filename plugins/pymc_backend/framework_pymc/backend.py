@@ -12,6 +12,7 @@ from .options import validate_options as _validate_options
 from .priors import check_priors
 
 PARAMETERISATIONS = ("centred", "non_centred")
+INSTALL_EXTRA = "pip install 'framework[pymc]'"  # pymc and nutpie, the default sampler
 
 
 class PyMCBackend:
@@ -22,10 +23,13 @@ class PyMCBackend:
     methods = ("marginal", "full")
 
     def available(self) -> Availability:
+        """Whether PyMC is installed, checked without importing it (listing stays fast)."""
         missing = [m for m in ("pymc", "pytensor") if find_spec(m) is None]
         if missing:
             return Availability(
-                False, f"{', '.join(missing)} not installed: run 'pip install pymc'"
+                False,
+                f"its libraries are not installed ({' and '.join(missing)} missing): "
+                f"run {INSTALL_EXTRA}",
             )
         return Availability(True)
 
@@ -57,6 +61,7 @@ class PyMCBackend:
             "library_versions": engine.library_versions(options["sampler"]),
             "sampling_seconds": draws.sampling_seconds,
             "compile_seconds": draws.compile_seconds,
+            "compile_cached": draws.compile_cached,  # the compiled model came from the disk cache
             **problem.fit_attrs(settings),
         }
         stats = {"diverging": draws.diverging, **draws.sample_stats}

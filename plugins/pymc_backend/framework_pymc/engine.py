@@ -6,13 +6,16 @@ import logging
 import re
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from framework import BackendError, CompileError, FrameworkError, SamplingError
+from framework import BackendError, CompileError, FrameworkError, SamplingError, SamplingProgress
+
+from . import compile_cache
+from .chain_progress import nutpie_progress, pymc_callback
 
 # Library messages that say nothing actionable to a framework user.
 _NOISE = (
@@ -46,6 +49,7 @@ class Draws:
     diverging: np.ndarray
     compile_seconds: float
     sampling_seconds: float
+    compile_cached: bool = False  # nutpie's compiled model read from compile_cache's entries
 
 
 def library_versions(sampler: str) -> dict[str, str]:
@@ -84,16 +88,20 @@ def quiet(enabled: bool = True):
             logger.setLevel(level)
 
 
-def sample(model, var_names: list[str], sampler: str, settings, options: dict) -> Draws:
-    """Compile and sample `model`, keeping `var_names`; CompileError / SamplingError on failure."""
+def sample(model, var_names: list[str], sampler: str, settings, options: dict, bars=None) -> Draws:
+    """Compile and sample `model`, keeping `var_names`; CompileError / SamplingError on failure.
+
+    `bars` (a framework.SamplingProgress) gets each chain's iterations while it samples.
+    """
     cores = max(1, min(settings.chains, options["cores"]))
+    bars = bars if bars is not None else SamplingProgress(enabled=False)
     with quiet(not options["progressbar"]):
         if sampler == "nutpie":
-            return _nutpie(model, var_names, settings, options, cores)
-        return _pm_sample(model, var_names, sampler, settings, options, cores)
+            return _nutpie(model, var_names, settings, options, cores, bars)
+        return _pm_sample(model, var_names, sampler, settings, options, cores, bars)
 
 
-def _nutpie(model, var_names, settings, options, cores) -> Draws:
+def _nutpie(model, var_names, settings, options, cores, bars) -> Draws:
     try:
         import nutpie
     except ImportError as exc:
@@ -103,8 +111,10 @@ def _nutpie(model, var_names, settings, options, cores) -> Draws:
         ) from exc
 
     start = time.perf_counter()
+    # cache=True: nutpie's callbacks, keyed by compile_cache, are reused by later processes
+    cache = compile_cache.install()
     try:
-        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names, cache=cache)
     except (KeyboardInterrupt, FrameworkError):
         raise
     except Exception as exc:
@@ -113,20 +123,26 @@ def _nutpie(model, var_names, settings, options, cores) -> Draws:
             "use backend.options.sampler: pymc, or rerun with --debug and report the error"
         ) from exc
     compiled_at = time.perf_counter()
+    idata = None
+    # nutpie's own bars when asked for; else ours, fed by nutpie's progress callback
+    watch = bars.enabled and not options["progressbar"]
+    if watch:
+        bars.start(settings.chains, settings.warmup, settings.draws)
     try:
-        background = nutpie.sample(
-            compiled,
-            draws=settings.draws,
-            tune=settings.warmup,
-            chains=settings.chains,
-            cores=cores,
-            seed=int(settings.seed),
-            target_accept=settings.target_accept,
-            maxdepth=settings.max_treedepth,
-            save_warmup=False,
-            progress_bar=options["progressbar"],
-            blocking=False,
-        )
+        with nutpie_progress(bars, cores) if watch else nullcontext():
+            background = nutpie.sample(
+                compiled,
+                draws=settings.draws,
+                tune=settings.warmup,
+                chains=settings.chains,
+                cores=cores,
+                seed=int(settings.seed),
+                target_accept=settings.target_accept,
+                maxdepth=settings.max_treedepth,
+                save_warmup=False,
+                progress_bar=options["progressbar"],
+                blocking=False,
+            )
         try:
             idata = background.wait()
         except KeyboardInterrupt:
@@ -137,11 +153,15 @@ def _nutpie(model, var_names, settings, options, cores) -> Draws:
         raise
     except Exception as exc:
         raise _sampling_error("nutpie", exc) from exc
+    finally:
+        bars.done(finished=idata is not None)
     done = time.perf_counter()
-    return _draws(idata, "nutpie", compiled_at - start, done - compiled_at, settings)
+    draws = _draws(idata, "nutpie", compiled_at - start, done - compiled_at, settings)
+    draws.compile_cached = cache and compile_cache.was_hit(compiled)
+    return draws
 
 
-def _pm_sample(model, var_names, sampler, settings, options, cores) -> Draws:
+def _pm_sample(model, var_names, sampler, settings, options, cores, bars) -> Draws:
     import pymc as pm
     from pytensor.link.c.exceptions import CompileError as CCompileError
 
@@ -159,7 +179,11 @@ def _pm_sample(model, var_names, sampler, settings, options, cores) -> Draws:
             "chain_method": "vectorized",
             "nuts_kwargs": {"max_num_doublings": settings.max_treedepth},
         }
-    start = time.perf_counter()
+    if sampler == "pymc" and bars.enabled and not options["progressbar"]:
+        # PyMC calls back after every draw of every chain (numpyro and blackjax do not)
+        extra["callback"] = pymc_callback(bars)
+        bars.start(settings.chains, settings.warmup, settings.draws)
+    start, idata = time.perf_counter(), None
     try:
         with model:
             idata = pm.sample(
@@ -190,6 +214,11 @@ def _pm_sample(model, var_names, sampler, settings, options, cores) -> Draws:
                 "'pytensor-cache clear', or use backend.options.sampler: nutpie"
             ) from exc
         raise _sampling_error(sampler, exc) from exc
+    finally:
+        # PyMC returns a short trace when interrupted: complete only with every draw
+        bars.done(
+            finished=idata is not None and idata.posterior.sizes.get("draw") == settings.draws
+        )
     wall = time.perf_counter() - start
     # PyMC times the sampling loop itself; the rest (compile, initialisation) is overhead.
     sampling = float(idata.posterior.attrs.get("sampling_time", wall))

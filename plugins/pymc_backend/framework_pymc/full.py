@@ -19,7 +19,7 @@ import numpy as np
 from framework.model.model import COEF
 from framework.model.prior_classes import BETA, GROUP_CORR, GROUP_SD
 
-from . import engine
+from . import compile_cache, engine
 from .parameters import declare, natural
 
 COEF_FREE = {"centred": "coef__centred", "non_centred": "coef__unit"}
@@ -58,6 +58,7 @@ def _mvnormal(params, deviation, q: int):
 
 def build_model(problem):
     """The PyMC model of the full likelihood, and its parameters."""
+    compile_cache.use_framework_cache()  # before PyTensor's first import
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -102,7 +103,9 @@ def fit(problem, settings, options) -> tuple[dict, engine.Draws]:
         f"({settings.chains} chains x {settings.warmup} warmup + {settings.draws} draws)"
     )
     free = COEF_FREE[problem.parameterisation]
-    draws = engine.sample(pm_model, [*params.var_names, free], sampler, settings, options)
+    draws = engine.sample(
+        pm_model, [*params.var_names, free], sampler, settings, options, problem.sampling_progress()
+    )
     out = natural(params, draws.posterior)
     values = np.asarray(draws.posterior[free].values, dtype=np.float64)
     if problem.parameterisation == "non_centred":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from framework.model import small_linalg as la
 from framework.model.gaussian_marginal import LOG_2PI, Designs, designs
 
-from . import engine
+from . import compile_cache, engine
 from .parameters import declare, natural
 
 
@@ -74,6 +74,7 @@ def designs_loglik(d: Designs, beta, group_sd, sigma, chol=None):
 
 def build_model(problem):
     """The PyMC model and its parameters: the Model's priors and the marginal likelihood."""
+    compile_cache.use_framework_cache()  # before PyTensor's first import
     import pymc as pm
 
     model = problem.model
@@ -94,6 +95,8 @@ def fit(problem, settings, options) -> tuple[dict, engine.Draws]:
         f"pymc: compiling and sampling the marginal model with {sampler} "
         f"({settings.chains} chains x {settings.warmup} warmup + {settings.draws} draws)"
     )
-    draws = engine.sample(pm_model, params.var_names, sampler, settings, options)
+    draws = engine.sample(
+        pm_model, params.var_names, sampler, settings, options, problem.sampling_progress()
+    )
     problem.report(f"pymc: sampled in {draws.sampling_seconds:.1f} s")
     return natural(params, draws.posterior), draws

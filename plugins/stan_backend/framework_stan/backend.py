@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from framework import Availability, require_method
 
 from . import engines, program
 from .options import validate_options as _validate_options
+
+# The libraries `pip install 'framework[stan]'` brings; pystan needs httpstan to run.
+INSTALL_EXTRA = "pip install 'framework[stan]'"
+ENGINE_LIBRARIES = {"pystan": ("stan", "httpstan"), "cmdstanpy": ("cmdstanpy",)}
+
+
+def missing_extra() -> str:
+    """Why no Stan engine's libraries are installed, with the pip command; '' if one is."""
+    missing = {
+        engine: [m for m in modules if find_spec(m) is None]
+        for engine, modules in ENGINE_LIBRARIES.items()
+    }
+    if all(missing.values()):
+        return (
+            "its libraries are not installed (pystan and cmdstanpy both missing): "
+            f"run {INSTALL_EXTRA}"
+        )
+    return ""
 
 
 class StanBackend:
@@ -17,6 +37,9 @@ class StanBackend:
 
     def available(self) -> Availability:
         """Whether pystan or cmdstanpy can run, with one line per engine and auto's pick."""
+        reason = missing_extra()  # checked without importing anything: listing stays fast
+        if reason:
+            return Availability(False, reason)
         return engines.availability()
 
     def validate_options(self, options):

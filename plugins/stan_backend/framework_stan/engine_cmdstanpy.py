@@ -17,6 +17,7 @@ from framework import CompileError, Interrupted, SamplingError, cache_dir
 from framework.cache import cache_key
 
 from . import io_cmdstanpy
+from .chain_progress import bars_for, cmdstanpy_progress, refresh
 from .engines import cmdstan_at, locate_cmdstan, stan_messages, warnings_summary
 from .interrupt import ProcessStop, stoppable, track_cmdstanpy
 from .program import digest, stanc_options
@@ -44,7 +45,7 @@ def run(problem, settings, options: dict, program: str, data: dict, attrs: dict)
                 "draws each)..."
             )
             start = time.perf_counter()
-            fit = sample(model, settings, data, output_dir, verbose, stop)
+            fit = sample(model, settings, data, output_dir, verbose, stop, bars_for(problem))
             sampling_seconds = time.perf_counter() - start
         finally:
             stop.renew()
@@ -94,10 +95,15 @@ def compile_model(problem, install, program: str, stop: ProcessStop):
     return model, seconds
 
 
-def sample(model, settings, data: dict, output_dir: str, verbose: bool, stop: ProcessStop):
+def sample(
+    model, settings, data: dict, output_dir: str, verbose: bool, stop: ProcessStop, bars=None
+):
     """The CmdStanMCMC fit; Interrupted (chains killed and reaped) if `stop` was requested."""
+    bars = bars or bars_for(None)
+    bars.start(settings.chains, settings.warmup, settings.draws)
+    fit = None
     try:
-        with stoppable(stop):
+        with stoppable(stop), cmdstanpy_progress(model, bars):
             fit = model.sample(
                 data=data,
                 chains=settings.chains,
@@ -111,6 +117,7 @@ def sample(model, settings, data: dict, output_dir: str, verbose: bool, stop: Pr
                 output_dir=output_dir,
                 show_progress=verbose,
                 show_console=False,
+                refresh=refresh(settings),
             )
     except (ValueError, RuntimeError) as exc:
         if stop.requested:  # the chains failed because `stop` killed them
@@ -123,6 +130,8 @@ def sample(model, settings, data: dict, output_dir: str, verbose: bool, stop: Pr
     except BaseException:  # e.g. a KeyboardInterrupt outside the main thread: end the chains
         stop.request()
         raise
+    finally:
+        bars.done(finished=fit is not None and not stop.requested)
     if stop.requested:  # the chains ended just as the signal came: the user still asked to stop
         raise Interrupted("interrupted while sampling")
     return fit

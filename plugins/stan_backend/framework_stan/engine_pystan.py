@@ -16,6 +16,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from framework import CompileError, Interrupted, SamplingError, cache_dir
 
 from . import io_pystan
+from .chain_progress import bars_for, pystan_progress, refresh
 from .engines import choose, import_pystan, stan_messages, warnings_summary
 from .interrupt import Stop, start_workers, stoppable
 from .stanc import compile_program, with_program_options
@@ -62,6 +63,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
     # pystan's own output (progress, Stan's messages) only when asked for and not quiet (-q)
     quiet = not (options["show_progress"] and callable(problem.progress))
     with httpstan_cache() as root:
+        _discard_interrupted_build(program)
         if is_compiled(program):
             problem.report("Stan program found in the compiled-model cache")
         else:
@@ -83,7 +85,9 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         )
         stored = _stored_fits(program)
         start, fit = time.perf_counter(), None
-        with _console(quiet) as console, stoppable(stop):
+        bars = bars_for(problem)
+        bars.start(settings.chains, settings.warmup, settings.draws)
+        with _console(quiet) as console, stoppable(stop), pystan_progress(bars):
             try:
                 fit = _sample(model, settings)
             except (ValueError, RuntimeError) as exc:
@@ -98,6 +102,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
                 ) from exc
             finally:
                 stop.renew()
+                bars.done(finished=fit is not None and not stop.requested)
         if fit is None or stop.requested:  # pystan returns None on a KeyboardInterrupt
             raise Interrupted("interrupted while sampling")
         count, first = stan_messages(console.getvalue())
@@ -132,6 +137,7 @@ def _sample(model, settings):
         num_samples=settings.draws,
         delta=settings.target_accept,
         max_depth=settings.max_treedepth,
+        refresh=refresh(settings),
     )
 
 
@@ -158,6 +164,20 @@ def is_compiled(program: str) -> bool:
 
     folder = httpstan.cache.model_directory(httpstan.models.calculate_model_name(program))
     return folder.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in folder.iterdir())
+
+
+def _discard_interrupted_build(program: str) -> None:
+    """Remove a cached build that stopped between the module and its log (a timed-out client)."""
+    # httpstan writes stderr.log after the extension module and treats a module without it as
+    # cached, then fails reading the log on every later build; a fresh compile heals it.
+    import shutil
+
+    import httpstan.cache
+    import httpstan.models
+
+    folder = httpstan.cache.model_directory(httpstan.models.calculate_model_name(program))
+    if is_compiled(program) and not (folder / "stderr.log").exists():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stored_fits(program: str) -> set[str]:

@@ -7,6 +7,7 @@ import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 from framework import Availability, BackendError
 
@@ -128,6 +129,12 @@ def _inspect(folder: str) -> tuple[str, str]:
 
 def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
     """(usable, reason) for cmdstanpy with a CmdStan installation (at `path` if given)."""
+    # cmdstanpy takes a while to import: only when a CmdStan is there for it to use.
+    if find_spec("cmdstanpy") is None:
+        return False, "cmdstanpy not installed: pip install cmdstanpy"
+    found = locate_cmdstan(path)
+    if not found:
+        return False, found.reason
     try:
         import cmdstanpy  # noqa: F401
     except Exception as exc:
@@ -135,8 +142,7 @@ def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
             False,
             f"cmdstanpy not importable ({type(exc).__name__}: {exc}): pip install cmdstanpy",
         )
-    found = locate_cmdstan(path)
-    return bool(found), found.reason
+    return True, ""
 
 
 def choose(options: dict) -> tuple[str | None, str]:
