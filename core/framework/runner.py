@@ -100,9 +100,6 @@ def prepare(spec: Spec, progress=None, check_available: bool = True) -> Prepared
     seed = spec.sampler.seed if spec.sampler.seed is not None else secrets.randbelow(2**31)
     s = spec.sampler
     settings = SamplerSettings(s.chains, s.warmup, s.draws, seed, s.target_accept, s.max_treedepth)
-    spec.forecast_requests(
-        model
-    )  # a forecast that does not fit the model: FILE:LINE, before sampling
     n_values = s.chains * s.draws * dataset.n_groups * model.n_group_terms
     keep = keep_group_draws(spec.output.group_draws, n_values)
     if not keep and spec.output.group_draws == "auto" and callable(progress):
