@@ -249,7 +249,8 @@ def test_forecast_at_values_of_the_wrong_kind(tmp_path):
     fc = "forecasts:\n  - {group: a, at: {x: 1, trt: A}}\n  - {group: a, at: {x: one, trt: B}}\n"
     line = refused(tmp_path, "  formula: y ~ x + trt + (1 | g)\n", forecasts=fc)
     assert line.startswith(
-        "spec.yaml:8: forecasts.1.at.x: 'x' is numeric: give a number (got 'one')"
+        "spec.yaml:8: forecasts.1.at.x: 'x' is numeric: give a finite number of at most 1e+100 "
+        "in size (got 'one')"
     )
     fc = "forecasts:\n  - {group: a, at: {x: 1, trt: D}}\n"
     line = refused(tmp_path, "  formula: y ~ x + trt + (1 | g)\n", forecasts=fc)

@@ -191,12 +191,18 @@ def _stored_fits(program: str) -> set[str]:
 def _workers_under(root: str) -> None:
     # httpstan samples in forked processes that find models through their own environment;
     # processes forked under another cache folder would not find ours, so start fresh ones.
+    # A pool whose workers were stopped (the CLI stops every child process when a command
+    # fails, and `main` may be called again in the same process) is replaced as well.
     global _workers_root
-    if _workers_root == root:
-        return
     import httpstan.services_stub as stub
 
-    if getattr(stub.executor, "_processes", None):
+    processes = getattr(stub.executor, "_processes", None) or {}
+    broken = getattr(stub.executor, "_broken", False) or any(
+        not p.is_alive() for p in processes.values()
+    )
+    if _workers_root == root and not broken:
+        return
+    if processes or broken:
         stub.executor.shutdown(wait=False)
         stub.executor = ProcessPoolExecutor(
             mp_context=multiprocessing.get_context("fork"), initializer=stub.init_worker
