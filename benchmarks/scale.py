@@ -182,6 +182,9 @@ def measure(config: dict) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return
     engines = ["arrow", "dask"]
     duck = "--no-duckdb" not in argv
     if "--engines" in argv:
