@@ -153,14 +153,20 @@ def draw_coefficients(
 
 def conditional_means(model, stats: GroupStats, *, beta, group_sd, sigma, group_corr=None):
     """E[coefficients | y, parameters] per group (the BLUPs at those parameters): (..., J, q)."""
+    args = dict(beta=beta, group_sd=group_sd, sigma=sigma, group_corr=group_corr)
+    mean, _, lead = _conditional(model, stats, **args)
+    return mean.reshape((*lead, stats.n_groups, model.n_group_terms))
+
+
+def _conditional(model, stats: GroupStats, *, beta, group_sd, sigma, group_corr):
+    """The conditional means (draws, J, q), the Cholesky factor of A and the draws' lead shape."""
     beta, lead = _flat(beta, (model.n_terms,))
     q, z = model.n_group_terms, model.group_term_index
     corr = None if group_corr is None else _flat(group_corr, (q, q))[0]
     sinv, _ = sigma_inverse(_flat(group_sd, (q,))[0], corr)
     low, v, _ = _factor(model, stats, beta, sinv, _flat(sigma)[0] ** 2)
     b = la.backward(low, v)
-    out = np.stack([beta[:, z[i], None] + b[i] for i in range(q)], axis=-1)
-    return out.reshape((*lead, stats.n_groups, q))
+    return np.stack([beta[:, z[i], None] + b[i] for i in range(q)], axis=-1), low, lead
 
 
 def conditional_moments(model, stats: GroupStats, *, beta, group_sd, sigma, group_corr=None):
@@ -168,13 +174,9 @@ def conditional_moments(model, stats: GroupStats, *, beta, group_sd, sigma, grou
 
     The exact Gaussian that `draw_coefficients` draws from: N(beta_z + A^-1 c, A^-1).
     """
-    beta, lead = _flat(beta, (model.n_terms,))
-    q, z = model.n_group_terms, model.group_term_index
-    corr = None if group_corr is None else _flat(group_corr, (q, q))[0]
-    sinv, _ = sigma_inverse(_flat(group_sd, (q,))[0], corr)
-    low, v, _ = _factor(model, stats, beta, sinv, _flat(sigma)[0] ** 2)
-    b = la.backward(low, v)
-    mean = np.stack([beta[:, z[i], None] + b[i] for i in range(q)], axis=-1)
+    args = dict(beta=beta, group_sd=group_sd, sigma=sigma, group_corr=group_corr)
+    mean, low, lead = _conditional(model, stats, **args)
+    q = model.n_group_terms
     # A^-1 = W'W with W = L^-1, whose column j solves L w = e_j.
     w = [la.forward(low, [float(i == j) for i in range(q)]) for j in range(q)]
     cov = np.empty((*mean.shape, q))
