@@ -109,7 +109,9 @@ def summary(result) -> str:
     verdict = "passed" if d["passed"] else "WARNING: " + "; ".join(d["problems"])
     parts += ["", f"Diagnostics: {verdict}"]
     if result.output_dir is not None:
-        files = sorted(f.name for f in Path(result.output_dir).iterdir() if f.is_file())
+        # The run marker (.framework-run) is bookkeeping, not an output to open.
+        folder = Path(result.output_dir)
+        files = sorted(f.name for f in folder.iterdir() if f.is_file() and f.name[0] != ".")
         parts.append(f"Outputs: {result.output_dir}: {', '.join(files)}")
     return "\n".join(parts)
 
