@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from bad_inputs.corpus import FAKE_MAIN, HERE, TESTS
+from cli_driver import leftovers, snapshot
 
 import framework
 from fake_backend import FakeBackend, FakePlugin
@@ -21,24 +21,6 @@ from framework.runner import run
 
 SPEC = HERE / "valid.yaml"
 FAST = ["backend.name=fake", "output.plots=false"]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file and folder under `folder` with the SHA-256 of its bytes."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        out[key] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "<dir>"
-    return out
-
-
-def leftovers(target: Path) -> list[str]:
-    """Temporary or swapped-out folders a run left beside its target (its lock file is kept)."""
-    return sorted(
-        p.name
-        for p in target.parent.iterdir()
-        if p.name.startswith(f".{target.name}.") and p.name != f".{target.name}.lock"
-    )
 
 
 def locked(target: Path) -> bool:
