@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import framework
 from framework import Column, Dataset, build_model, build_posterior, check_posterior
@@ -21,6 +22,7 @@ COLUMNS = {
     "g": Column("g", "categorical"),
 }
 SHAPE = (2, 3)
+DATA_GROUPS = ["observed_data", "constant_data"]
 
 
 def _model(formula="y ~ x + (x || g)"):
@@ -124,7 +126,7 @@ def test_missing_groups_and_attrs_are_refused(model, dataset):
     assert "sample_stats' is missing" in str(err.value)
     assert "observed_data' is missing" in str(err.value)
     assert "attrs missing: engine" in str(err.value)
-    with pytest.raises(framework.PosteriorContractError, match="expected arviz.InferenceData"):
+    with pytest.raises(framework.PosteriorContractError, match="expected a framework.Posterior"):
         check_posterior({"posterior": 1}, model, dataset, "p")
 
 
@@ -134,3 +136,41 @@ def test_a_posterior_without_rows_needs_the_group_statistics(model, dataset):
     idata.constant_data = idata.constant_data.drop_vars("cross")
     with pytest.raises(framework.PosteriorContractError, match="constant_data.cross is missing"):
         check_posterior(idata, model, lean, "p")
+
+
+def test_the_posterior_file_reads_back_in_arviz_and_as_a_posterior(model, dataset, tmp_path):
+    import arviz as az
+
+    idata = _idata(model, dataset)
+    idata.to_netcdf(tmp_path / "posterior.nc")
+    # The layout arviz writes: one HDF5 group per InferenceData group, values and attrs kept.
+    loaded = az.from_netcdf(str(tmp_path / "posterior.nc"), engine="h5netcdf")
+    assert loaded.groups() == idata.groups() == ["posterior", "sample_stats", *DATA_GROUPS]
+    again = framework.Posterior.from_netcdf(tmp_path / "posterior.nc")
+    for name in idata.groups():
+        assert loaded[name].identical(idata[name]) and again[name].identical(idata[name])
+    assert loaded.sample_stats["diverging"].dtype == bool
+    check_posterior(again, model, dataset, "t")
+
+
+def test_a_third_party_inference_data_or_datatree_is_taken_as_is(model, dataset):
+    idata = _idata(model, dataset)
+    # arviz 0.x backends return an InferenceData, arviz 1.x ones an xarray DataTree.
+    check_posterior(idata.to_arviz(), model, dataset, "t")
+    tree = xr.DataTree.from_dict({f"/{g}": idata[g] for g in idata.groups()})
+    check_posterior(tree, model, dataset, "t")
+    broken = idata.to_arviz()
+    del broken.sample_stats
+    with pytest.raises(framework.PosteriorContractError, match="'sample_stats' is missing"):
+        check_posterior(broken, model, dataset, "t")
+
+
+def test_a_posterior_changes_like_an_inference_data(model, dataset):
+    idata = _idata(model, dataset)
+    copy = idata.copy()
+    copy.posterior = copy.posterior.drop_vars("sigma")
+    assert "sigma" in idata.posterior and "sigma" not in copy["posterior"]
+    del copy.sample_stats
+    assert copy.groups() == ["posterior", *DATA_GROUPS] and "sample_stats" in idata
+    with pytest.raises(AttributeError, match="no group 'prior'"):
+        idata.prior  # noqa: B018

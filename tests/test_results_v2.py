@@ -263,7 +263,7 @@ def test_x_for_a_several_predictor_model_says_to_use_at():
 def test_saved_run_rebuilds_the_model_and_the_cli_forecasts(tmp_path, idata, model, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    idata.to_netcdf(str(run / "posterior.nc"), engine="h5netcdf")
+    idata.to_netcdf(run / "posterior.nc")
     loaded = az.from_netcdf(str(run / "posterior.nc"), engine="h5netcdf")
     rebuilt = saved_model(loaded)
     assert rebuilt.term_names == model.term_names and rebuilt.correlated

@@ -1,8 +1,8 @@
 """framework: Bayesian hierarchical (mixed) regression from one YAML spec, on any backend.
 
 The public API is listed in `_EXPORTS` and imported on first use (PEP 562), so
-the command line starts in a fraction of a second instead of importing arviz,
-scipy and pandas before it has read its arguments.
+the command line starts in a fraction of a second instead of importing scipy
+and pandas before it has read its arguments.
 """
 
 # ruff: noqa: F401  (the TYPE_CHECKING imports are the public API, listed in __all__)
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly, so type checkers see the 
     from .backends.hookspecs import hookimpl
     from .backends.plugins import get_registry, register_plugin, unregister_plugin
     from .backends.posterior import build_posterior, check_posterior, complete_posterior
+    from .backends.posterior_groups import Posterior
     from .backends.problem import Problem, SamplerSettings
     from .backends.registry import (
         Availability,
@@ -69,6 +70,7 @@ _EXPORTS = {
     "backends.hookspecs": ["hookimpl"],
     "backends.plugins": ["get_registry", "register_plugin", "unregister_plugin"],
     "backends.posterior": ["build_posterior", "check_posterior", "complete_posterior"],
+    "backends.posterior_groups": ["Posterior"],
     "backends.problem": ["Problem", "SamplerSettings"],
     "backends.registry": [
         "Availability",

@@ -129,9 +129,11 @@ def keep_group_draws(choice: str, n_values: int, limit: int | None = None) -> bo
 def fit(prepared: Prepared):
     """Call the backend and check what it returns; a plugin's own crash is named as such."""
     from .backends.posterior import check_posterior, without_rows
+    from .backends.posterior_groups import as_posterior
 
     backend = prepared.backend  # from the registry: its calls map a plugin's faults (plugin_calls)
-    idata = backend.fit(prepared.problem, prepared.settings, prepared.options)
+    # a third party's arviz InferenceData or DataTree becomes a Posterior; the check names the rest
+    idata = as_posterior(backend.fit(prepared.problem, prepared.settings, prepared.options))
     problem = prepared.problem
     check_posterior(idata, prepared.model, prepared.dataset, backend.name, problem.group_draws)
     if prepared.spec.output.observed_data is False and prepared.dataset.has_rows:

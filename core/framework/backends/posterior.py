@@ -11,10 +11,10 @@ from ..errors import PosteriorContractError, SamplingError
 from ..model.gaussian_marginal import draw_coefficients
 from ..model.model import COEF, GROUP_DIM, GROUP_TERM2_DIM, GROUP_TERM_DIM, TERM_DIM, Model
 from ..model.prior_classes import GROUP_CORR, GROUP_SD
+from .posterior_groups import Posterior, as_posterior
 
 if TYPE_CHECKING:
     import xarray as xr
-    from arviz import InferenceData
 
     from ..data.dataset import Dataset
     from .problem import Problem, SamplerSettings
@@ -36,7 +36,7 @@ def complete_posterior(
     draws: dict[str, np.ndarray],
     sample_stats: dict[str, np.ndarray],
     attrs: dict,
-) -> InferenceData:
+) -> Posterior:
     """The one function every backend ends with: natural-scale draws -> the common posterior.
 
     `draws` holds arrays shaped (chain, draw, ...) for every variable of
@@ -88,11 +88,9 @@ def build_posterior(
     diverging: np.ndarray,
     sample_stats: dict[str, np.ndarray] | None = None,
     attrs: dict | None = None,
-) -> InferenceData:
+) -> Posterior:
     """Assemble the common format from natural-scale arrays shaped (chain, draw, ...)."""
-    # arviz takes seconds to import and xarray a fraction: only when a posterior is built.
-    import xarray as xr
-    from arviz import InferenceData
+    import xarray as xr  # a fraction of a second, once pandas is in: only when a posterior is built
 
     variables = model.variables()
     chains, n_draws = np.asarray(diverging).shape
@@ -114,7 +112,7 @@ def build_posterior(
     attrs[COLUMNS_ATTR] = json.dumps(
         {c.name: {"kind": c.kind, "levels": list(c.levels)} for c in model.columns.values()}
     )
-    return InferenceData(
+    return Posterior(
         posterior=xr.Dataset(posterior, coords=post_coords, attrs=attrs),
         sample_stats=xr.Dataset(
             stats, coords={"chain": all_coords["chain"], "draw": all_coords["draw"]}, attrs=attrs
@@ -162,10 +160,8 @@ def data_groups(model: Model, dataset: Dataset) -> dict[str, xr.Dataset]:
 
 def without_rows(idata, model: Model, dataset: Dataset):
     """`idata` with the data groups replaced by the per-group statistics (output.observed_data: false)."""
-    from arviz import InferenceData
-
     kept = {g: idata[g] for g in idata.groups() if g not in ("observed_data", "constant_data")}
-    return InferenceData(**kept, **data_groups(model, dataset.without_rows()))
+    return Posterior(**kept, **data_groups(model, dataset.without_rows()))
 
 
 def _attr(value):
@@ -199,10 +195,12 @@ def posterior_problems(idata, model: Model, dataset, group_draws: bool = True) -
 
 
 def _problems(idata, model: Model, dataset: Dataset, group_draws: bool = True):
-    from arviz import InferenceData
-
-    if not isinstance(idata, InferenceData):
-        yield f"expected arviz.InferenceData, got {type(idata).__name__}"
+    idata = as_posterior(idata)
+    if not isinstance(idata, Posterior):
+        yield (
+            "expected a framework.Posterior (or an arviz.InferenceData or xarray.DataTree), "
+            f"got {type(idata).__name__}"
+        )
         return
     groups = set(idata.groups())
     data = ("observed_data", "constant_data") if dataset.has_rows else ("constant_data",)

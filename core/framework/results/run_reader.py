@@ -36,7 +36,7 @@ def read_run(run_dir: Path):
 
 
 def load_posterior(run_dir: Path):
-    """The InferenceData saved by a run, checked against its model; RunDirectoryError if unusable."""
+    """The Posterior saved by a run, checked against its model; RunDirectoryError if unusable."""
     return read_run(run_dir)[0]
 
 
@@ -63,7 +63,7 @@ def posterior_path(run_dir: Path) -> Path:
 
 
 def open_posterior(path: Path):
-    """The InferenceData in `path`, read into memory; RunDirectoryError if it cannot be."""
+    """The Posterior in `path`, read into memory; RunDirectoryError if it cannot be."""
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -84,13 +84,10 @@ def open_posterior(path: Path):
             f"{path}: is not a NetCDF-4 file ({_looks_like(head)}), so not a posterior "
             f"`framework run` wrote; {GIVE_A_RUN}"
         )
-    import arviz as az
+    from ..backends.posterior_groups import Posterior
 
-    try:
-        idata = az.from_netcdf(str(path), engine="h5netcdf")
-        for group in idata.groups():  # read now: a damaged block would otherwise fail mid-forecast
-            idata[group].load()
-            idata[group].close()
+    try:  # read whole now: a damaged block would otherwise fail mid-forecast
+        idata = Posterior.from_netcdf(path)
     except MemoryError:
         raise RunDirectoryError(
             f"{path}: is too large ({size:,} bytes) to read into this machine's memory"

@@ -350,5 +350,5 @@ def _label(idata, name: str, idx) -> list[str]:
 def _mcse(idata, names):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz warns about few draws; 2 x 300 is by design
-        result = az.mcse(idata, var_names=names, method="mean")
+        result = az.mcse(idata.posterior, var_names=names, method="mean")
     return {n: np.asarray(result[n].values) for n in names}

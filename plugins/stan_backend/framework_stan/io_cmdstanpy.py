@@ -21,7 +21,7 @@ def method_variable(values, chains: int) -> np.ndarray:
 
 
 def to_posterior(fit, problem, settings, attrs: dict):
-    """The common InferenceData from a cmdstanpy fit of one of our programs."""
+    """The common posterior from a cmdstanpy fit of one of our programs."""
     from framework import complete_posterior
 
     draws = {name: variable(fit, name).astype(float) for name in stan_variables(problem)}

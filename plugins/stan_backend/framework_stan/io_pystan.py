@@ -38,7 +38,7 @@ def chain_draw(fit, name: str, scalar: bool) -> np.ndarray:
 
 
 def to_posterior(fit, problem, settings, attrs: dict):
-    """The common InferenceData from a pystan fit of one of our programs."""
+    """The common posterior from a pystan fit of one of our programs."""
     from framework import complete_posterior
 
     scalars = set(problem.model.family_parameters)
