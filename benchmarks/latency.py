@@ -55,11 +55,14 @@ STAGES = {
     ("framework.runner", "summarise"): "summarise",
     ("framework.results.diagnostics", "diagnose"): "diagnostics",
     ("framework.results.run_directory", "write_run"): "write_run",
-    ("arviz.data.inference_data", "InferenceData.to_netcdf"): "netcdf",
+    ("framework.backends.posterior_groups", "Posterior.to_netcdf"): "netcdf",
+    ("arviz.data.inference_data", "InferenceData.to_netcdf"): "netcdf",  # a backend's own idata
     ("pandas.core.generic", "NDFrame.to_csv"): "csv",
     ("framework.results.plots", "write_plots"): "plots",
     ("framework.cli.terminal", "summary"): "summary",
 }
+# Modules whose import is part of a stage (imported by the caller just before the call).
+IMPORT_STAGES = {"framework.results.plots": "plots"}  # matplotlib comes with it
 # Rows of the breakdown, each a stage's own time (the stages it calls are rows of their own).
 ROWS = [
     ("interpreter start", "interpreter"),
@@ -80,7 +83,7 @@ ROWS = [
     ("summarise: estimates, forecasts", "summarise"),
     ("write: posterior.nc", "netcdf"),
     ("write: CSVs", "csv"),
-    ("write: plots", "plots"),
+    ("write: plots (+ matplotlib import)", "plots"),
     ("write: rest (json, yaml)", "write_run"),
     ("terminal summary", "summary"),
     ("process exit", "exit"),
@@ -147,7 +150,7 @@ def child(argv: list[str]) -> None:
             if hasattr(target, leaf):  # a renamed function just goes untimed
                 setattr(target, leaf, timed(stage, getattr(target, leaf)))
 
-    modules = {name for name, _ in STAGES}
+    modules = {name for name, _ in STAGES} | set(IMPORT_STAGES)
 
     class PatchOnImport(importlib.abc.MetaPathFinder):
         def find_spec(self, fullname, path, target=None):
@@ -163,7 +166,14 @@ def child(argv: list[str]) -> None:
             load = spec.loader.exec_module
 
             def exec_module(module):
-                load(module)
+                stage = IMPORT_STAGES.get(module.__name__)
+                if stage:
+                    enter(stage)
+                try:
+                    load(module)
+                finally:
+                    if stage:
+                        leave()
                 patch(module)
 
             spec.loader.exec_module = exec_module
@@ -177,6 +187,9 @@ def child(argv: list[str]) -> None:
     spent["end"] = time.time() - started
     spent["top"] = time.perf_counter() - stack[0][1] - stack[0][2]
     print("@@json " + json.dumps({"code": code, "seconds": spent}), file=sys.stderr, flush=True)
+    from framework.cli.main import end_process  # as the `framework` command ends
+
+    end_process(code)
 
 
 # ---------------------------------------------------------------- the parent
@@ -192,7 +205,9 @@ def imports_by_stage(stderr: str) -> dict[str, float]:
             continue
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)", line)
         if match and match.group(2) == "":  # top level only: nested ones are inside it
-            out[stage] = out.get(stage, 0.0) + int(match.group(1)) / 1e6
+            # A module's line comes after its import ends: IMPORT_STAGES name its stage.
+            owner = IMPORT_STAGES.get(match.group(3), stage)
+            out[owner] = out.get(owner, 0.0) + int(match.group(1)) / 1e6
     return out
 
 

@@ -561,3 +561,50 @@ def test_pymc_sampler_agrees_quietly(marginal_fit, capfd):
             - marginal_fit.posterior[name].mean(("chain", "draw"))
         ).values
         assert np.all(np.abs(diff) < 4.5 * np.hypot(mcse_a[name].values, mcse_b[name].values)), name
+
+
+# --- the compiled-model cache's key ---------------------------------------------------------
+
+
+def test_compiled_model_key_names_everything_compiled():
+    """Equal for the same spec rebuilt; different for other data, priors, method or variables."""
+    from pathlib import Path
+
+    from framework.runner import prepare
+    from framework.spec.load import load_spec
+    from framework_pymc import model_cache
+
+    rainfall = Path(__file__).resolve().parents[1] / "specs" / "rainfall.yaml"
+
+    def key(*overrides, extra=()):
+        spec = load_spec(rainfall, ["sampler.method=marginal", *overrides])
+        problem = prepare(spec).problem
+        module = full if problem.method == "full" else marginal
+        pm_model, params = module.build_model(problem)
+        return model_cache.model_key(pm_model, [*params.var_names, *extra])
+
+    first = key()
+    assert first is not None and first == key()  # a model built again: the same entry
+    others = [
+        key("data.simulate.seed=7"),  # other data
+        key("model.priors.error_sigma=uniform(0, 50)"),  # another prior's parameter
+        key("model.priors.slope_mu=normal(0, 10)"),
+        key("sampler.method=full"),  # another likelihood
+        key(extra=["marginal_loglik"]),  # other variables kept
+    ]
+    assert len({first, *others}) == 1 + len(others)
+
+
+def test_compiled_model_cache_entries_that_do_not_load_or_pickle_are_skipped(tmp_path):
+    import threading
+
+    from framework_pymc import model_cache
+
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x05 truncated by a full disk")
+    assert model_cache._load(broken) is None  # compiled again, not a failed run
+    model_cache._save(tmp_path / "generator.pkl", (x for x in ()))  # does not pickle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pkl"]  # no scratch file left
+    model_cache._save(tmp_path / "lock.pkl", ("kept", threading.Lock()))  # nutpie holds a lock
+    kept, lock = model_cache._load(tmp_path / "lock.pkl")
+    assert kept == "kept" and lock.acquire(blocking=False)

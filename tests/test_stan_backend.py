@@ -448,7 +448,9 @@ def test_full_agrees_with_marginal_within_monte_carlo_error(fits, key):
     # against an MCSE estimate near zero from 600 draws.
     a, b = fits["marginal"], fits[key]
     for name in ("beta", "group_sd", "group_corr", "sigma", "coef"):
-        ma, mb = (az.mcse(f.posterior, var_names=[name], method="mean")[name].values for f in (a, b))
+        ma, mb = (
+            az.mcse(f.posterior, var_names=[name], method="mean")[name].values for f in (a, b)
+        )
         diff = (
             a.posterior[name].mean(("chain", "draw")).values
             - b.posterior[name].mean(("chain", "draw")).values

@@ -28,6 +28,7 @@ def end_process(code: int):
     # ~2,000 modules a run imports and the last garbage collection, which write nothing and
     # took a second after every output was in place.
     import atexit
+    import contextlib
     import threading
 
     join_threads = getattr(threading, "_shutdown", None)
@@ -36,10 +37,9 @@ def end_process(code: int):
     join_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # A closed pipe or stream: nothing more can be said.
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
-            pass
     os._exit(code)
 
 
@@ -54,6 +54,11 @@ def _command(argv: list[str] | None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args) or 0
+    except BrokenPipeError:  # `framework ... | head`: the reader has all it wanted
+        # Every output file is in place by the time anything is printed; only the rest of
+        # the printout is dropped, so this is no failure (git and ls behave the same).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         _stop_children()
         print(

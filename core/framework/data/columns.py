@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -184,6 +183,8 @@ class _Scan:
                 continue
             texts = [t for t in value_texts(_distinct(batch.column(name))) if t is not None]
             if name in self.open:
+                import pandas as pd  # here only: `framework validate` need not import pandas
+
                 stripped = pd.Series(texts, dtype=object).str.strip()
                 if pd.to_numeric(stripped, errors="coerce").notna().any():
                     self.numeric.add(name)

@@ -15,7 +15,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -252,6 +251,8 @@ def _as_numbers(column: pa.Array, name: str, field: str, path: Path):
         )
     if pa.types.is_dictionary(t):
         column = column.cast(t.value_type)
+    import pandas as pd  # here only: `framework validate` need not import pandas
+
     values = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
     text = values.astype(str).str.strip()
     missing = values.isna() | text.isin(NULL_TEXT)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError
 from ..model.statistics import GroupStats
@@ -69,6 +68,8 @@ class Reduced:
 
     def merge(self, later: Reduced) -> Reduced:
         """These rows followed by `later`'s: its new groups numbered after ours."""
+        import pandas as pd  # here only: `framework validate` need not import pandas
+
         index = pd.Index(self.labels, dtype=object).get_indexer(
             pd.Index(later.labels, dtype=object)
         )

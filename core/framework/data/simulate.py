@@ -10,8 +10,9 @@ noise: y = X beta + Z b + N(0, sigma).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from ..errors import SpecError
 from ..model.model import Model
@@ -20,6 +21,9 @@ from ..model.terms import Column
 from ..spec.simulate_schema import Simulate
 from .columns import Wanted, known_columns, number_text
 from .dataset import Dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRUTH = ("data", "simulate", "truth")
 
@@ -124,6 +128,8 @@ def simulate(spec, model: Model) -> Dataset:
 
 def simulated_frame(spec, model: Model) -> pd.DataFrame:
     """The simulated rows as a table (group, predictors, response): what `framework simulate` writes."""
+    import pandas as pd  # here only: `framework validate` need not import pandas
+
     data, _, codes, labels, _ = simulated_rows(spec, model)
     frame = {model.group: np.asarray(labels, dtype=object)[codes]}
     frame.update({c: v for c, v in data.items() if c != model.response})

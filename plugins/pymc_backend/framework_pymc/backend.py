@@ -7,7 +7,6 @@ from importlib.util import find_spec
 from framework.backends.registry import Availability, require_method
 from framework.errors import BackendError
 
-from . import engine
 from .options import validate_options as _validate_options
 from .priors import check_priors
 
@@ -39,6 +38,8 @@ class PyMCBackend:
     def fit(self, problem, settings, options):
         """Sample the problem and return the common posterior (natural scale, dataset order)."""
         from framework.backends.posterior import complete_posterior  # xarray: only when fitting
+
+        from . import engine  # here: listing and validating need none of it
 
         options = _validate_options(options)
         require_method(self, problem.method)

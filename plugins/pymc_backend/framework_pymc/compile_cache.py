@@ -1,4 +1,4 @@
-"""Keep nutpie's compiled model across processes, so a second run of a spec compiles nothing.
+"""Keep nutpie's C callbacks across processes (its PyTensor functions: model_cache).
 
 nutpie compiles a PyMC model in two layers: PyTensor's Numba functions for
 the log density and its gradient (cached on disk by PyTensor, keyed by the

@@ -14,7 +14,7 @@ import numpy as np
 
 from framework import BackendError, CompileError, FrameworkError, SamplingError, SamplingProgress
 
-from . import compile_cache
+from . import compile_cache, model_cache
 from .chain_progress import nutpie_progress, pymc_callback
 
 # Library messages that say nothing actionable to a framework user.
@@ -49,7 +49,7 @@ class Draws:
     diverging: np.ndarray
     compile_seconds: float
     sampling_seconds: float
-    compile_cached: bool = False  # nutpie's compiled model read from compile_cache's entries
+    compile_cached: bool = False  # nutpie's compiled model from the disk caches: nothing compiled
 
 
 def library_versions(sampler: str) -> dict[str, str]:
@@ -111,10 +111,10 @@ def _nutpie(model, var_names, settings, options, cores, bars) -> Draws:
         ) from exc
 
     start = time.perf_counter()
-    # cache=True: nutpie's callbacks, keyed by compile_cache, are reused by later processes
+    # Later processes reuse the rewritten functions (model_cache) and the callbacks (compile_cache)
     cache = compile_cache.install()
     try:
-        compiled = nutpie.compile_pymc_model(model, var_names=var_names, cache=cache)
+        compiled, stored = model_cache.compile_model(model, var_names, cache)
     except (KeyboardInterrupt, FrameworkError):
         raise
     except Exception as exc:
@@ -157,7 +157,7 @@ def _nutpie(model, var_names, settings, options, cores, bars) -> Draws:
         bars.done(finished=idata is not None)
     done = time.perf_counter()
     draws = _draws(idata, "nutpie", compiled_at - start, done - compiled_at, settings)
-    draws.compile_cached = cache and compile_cache.was_hit(compiled)
+    draws.compile_cached = stored and compile_cache.was_hit(compiled)
     return draws
 
 

@@ -6,7 +6,7 @@ from importlib.util import find_spec
 
 from framework import Availability, require_method
 
-from . import engines, program
+from . import engines
 from .options import validate_options as _validate_options
 
 # The libraries `pip install 'framework[stan]'` brings; pystan needs httpstan to run.
@@ -47,6 +47,8 @@ class StanBackend:
 
     def fit(self, problem, settings, options):
         """Sample the problem and return the common posterior (natural scale)."""
+        from . import program  # here: listing and validating need no Stan program
+
         options = _validate_options(options)
         require_method(self, problem.method)
         engine = engines.resolve_engine(options)

@@ -18,6 +18,7 @@ from framework import CompileError, Interrupted, SamplingError, cache_dir
 from . import io_pystan
 from .chain_progress import bars_for, pystan_progress, refresh
 from .engines import choose, import_pystan, stan_messages, warnings_summary
+from .httpstan_reader import concurrent_reader
 from .interrupt import Stop, start_workers, stoppable
 from .stanc import compile_program, with_program_options
 
@@ -78,8 +79,7 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
             raise Interrupted("interrupted while compiling the Stan program")
         compile_seconds = time.perf_counter() - start
         problem.report(f"Stan program ready in {compile_seconds:.1f} s")
-        _workers_under(root)
-        start_workers()
+        workers_for(root, settings.chains)
         problem.report(
             f"sampling {settings.chains} chains ({settings.warmup} warmup + {settings.draws} draws each)..."
         )
@@ -87,7 +87,12 @@ def _run(problem, settings, options, program, data, attrs, stop: Stop):
         start, fit = time.perf_counter(), None
         bars = bars_for(problem)
         bars.start(settings.chains, settings.warmup, settings.draws)
-        with _console(quiet) as console, stoppable(stop), pystan_progress(bars):
+        with (
+            _console(quiet) as console,
+            stoppable(stop),
+            pystan_progress(bars),
+            concurrent_reader(),
+        ):
             try:
                 fit = _sample(model, settings)
             except (ValueError, RuntimeError) as exc:
@@ -188,26 +193,34 @@ def _stored_fits(program: str) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def _workers_under(root: str) -> None:
+def workers_for(root: str, chains: int) -> None:
+    """httpstan's pool, forked now, under this cache root, with a worker for every chain."""
     # httpstan samples in forked processes that find models through their own environment;
     # processes forked under another cache folder would not find ours, so start fresh ones.
     # A pool whose workers were stopped (the CLI stops every child process when a command
-    # fails, and `main` may be called again in the same process) is replaced as well.
+    # fails, and `main` may be called again in the same process) is replaced as well. A worker
+    # per chain (httpstan has one per CPU) starts all chains at once, as CmdStan's do.
     global _workers_root
     import httpstan.services_stub as stub
 
     processes = getattr(stub.executor, "_processes", None) or {}
-    broken = getattr(stub.executor, "_broken", False) or any(
-        not p.is_alive() for p in processes.values()
+    broken = (
+        getattr(stub.executor, "_broken", False)
+        or getattr(stub.executor, "_shutdown_thread", False)
+        or any(not p.is_alive() for p in processes.values())
     )
-    if _workers_root == root and not broken:
-        return
-    if processes or broken:
-        stub.executor.shutdown(wait=False)
-        stub.executor = ProcessPoolExecutor(
-            mp_context=multiprocessing.get_context("fork"), initializer=stub.init_worker
-        )
-    _workers_root = root
+    size = getattr(stub.executor, "_max_workers", chains)
+    if _workers_root != root or broken or size < chains:
+        if processes or broken:
+            stub.executor.shutdown(wait=False)
+        if processes or broken or size < chains:
+            stub.executor = ProcessPoolExecutor(
+                max_workers=max(chains, os.cpu_count() or 1),
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=stub.init_worker,
+            )
+        _workers_root = root
+    start_workers()
 
 
 class _Sink(io.StringIO):

@@ -1,4 +1,9 @@
-"""Which Stan engine can run here: pystan (offline, compiles through httpstan) or cmdstanpy."""
+"""Which Stan engine can run here: pystan (offline, compiles through httpstan) or cmdstanpy.
+
+Listing backends and `framework validate` ask whether an engine is installed
+(find_spec, package metadata: milliseconds); a run imports the engine it picks,
+so one whose installation is broken is reported then, with the import's error.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +31,13 @@ def import_pystan():
     return stan
 
 
-def pystan_status() -> tuple[bool, str]:
-    """(usable, reason) for pystan."""
+def pystan_status(imports: bool = True) -> tuple[bool, str]:
+    """(usable, reason) for pystan; imports=False only asks whether it is installed."""
+    missing = [m for m in ("stan", "httpstan") if find_spec(m) is None]
+    if missing:
+        return False, f"pystan not installed (no module {missing[0]!r}): {INSTALL_PYSTAN}"
+    if not imports:
+        return True, ""
     try:
         import_pystan()
     except Exception as exc:  # any import failure means the engine cannot run
@@ -81,9 +91,12 @@ def locate_cmdstan(path: str | None = None) -> CmdStan:
                 "~/.cmdstan holds no installation",
                 advice=f"install one with {INSTALL_CMDSTAN}, or set CMDSTAN to its folder",
             )
-        from cmdstanpy.utils import get_latest_cmdstan
+        latest = names[0]
+        if len(names) > 1:  # cmdstanpy's pick among several (importing it takes a second)
+            from cmdstanpy.utils import get_latest_cmdstan
 
-        source, folder = "~/.cmdstan", os.path.join(home, get_latest_cmdstan(home) or names[-1])
+            latest = get_latest_cmdstan(home) or names[-1]
+        source, folder = "~/.cmdstan", os.path.join(home, latest)
     version, problem = _inspect(folder)
     if not problem:
         return CmdStan(folder, source, version)
@@ -127,14 +140,16 @@ def _inspect(folder: str) -> tuple[str, str]:
     return match.group(1), ""
 
 
-def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
-    """(usable, reason) for cmdstanpy with a CmdStan installation (at `path` if given)."""
+def cmdstan_status(path: str | None = None, imports: bool = True) -> tuple[bool, str]:
+    """(usable, reason) for cmdstanpy with a CmdStan (at `path` if given); imports=False: installed."""
     # cmdstanpy takes a while to import: only when a CmdStan is there for it to use.
     if find_spec("cmdstanpy") is None:
         return False, "cmdstanpy not installed: pip install cmdstanpy"
     found = locate_cmdstan(path)
     if not found:
         return False, found.reason
+    if not imports:
+        return True, ""
     try:
         import cmdstanpy  # noqa: F401
     except Exception as exc:
@@ -145,13 +160,18 @@ def cmdstan_status(path: str | None = None) -> tuple[bool, str]:
     return True, ""
 
 
-def choose(options: dict) -> tuple[str | None, str]:
-    """(engine, note) for validated options: engine None when it cannot run, note says why."""
+def choose(options: dict, imports: bool = True) -> tuple[str | None, str]:
+    """(engine, note) for validated options: engine None when it cannot run, note says why.
+
+    imports=False asks only whether the engines are installed (nothing is imported).
+    """
     engine, path = options["engine"], options.get("cmdstan_path")
-    cmdstan_ok, cmdstan_reason = cmdstan_status(path) if engine != "pystan" else (False, "")
+    cmdstan_ok, cmdstan_reason = (
+        cmdstan_status(path, imports) if engine != "pystan" else (False, "")
+    )
     if engine == "cmdstanpy" or (engine == "auto" and cmdstan_ok):
         return ("cmdstanpy", "") if cmdstan_ok else (None, cmdstan_reason)
-    pystan_ok, pystan_reason = pystan_status()
+    pystan_ok, pystan_reason = pystan_status(imports)
     if engine == "pystan":
         return ("pystan", "") if pystan_ok else (None, pystan_reason)
     if pystan_ok:
@@ -169,10 +189,10 @@ def resolve_engine(options: dict) -> str:
 
 
 def option_problems(options: dict) -> list[str]:
-    """The `backend.options.engine` problem when the engine the options name cannot run here."""
+    """The `backend.options.engine` problem when the engine the options name is not installed."""
     if options["engine"] == "auto":
         return []  # the backend's availability covers "neither engine"
-    engine, note = choose(options)
+    engine, note = choose(options, imports=False)  # the run imports it, and says if that fails
     if engine is not None:
         return []
     other = "pystan" if options["engine"] == "cmdstanpy" else "cmdstanpy (with CmdStan)"
@@ -183,10 +203,10 @@ def option_problems(options: dict) -> list[str]:
 
 
 def availability() -> Availability:
-    """Whether either engine runs, with one line per engine and the one `auto` picks."""
-    pystan_ok, pystan_reason = pystan_status()
+    """Whether either engine is installed, with one line per engine and the one `auto` picks."""
+    pystan_ok, pystan_reason = pystan_status(imports=False)
     cmdstan = locate_cmdstan()
-    cmdstan_ok, cmdstan_reason = cmdstan_status()
+    cmdstan_ok, cmdstan_reason = cmdstan_status(imports=False)
     lines = [
         _pystan_line(pystan_ok, pystan_reason),
         _cmdstan_line(cmdstan, cmdstan_ok, cmdstan_reason),
@@ -201,22 +221,29 @@ def availability() -> Availability:
 def _pystan_line(ok: bool, reason: str) -> str:
     if not ok:
         return f"pystan: not usable: {reason}"
-    import httpstan
-
-    stan = import_pystan()
-    where = os.path.dirname(os.path.dirname(stan.__file__))
-    return f"pystan: found, pystan {stan.__version__} / httpstan {httpstan.__version__} in {where}"
+    where = os.path.dirname(os.path.dirname(find_spec("stan").origin))
+    return (
+        f"pystan: found, pystan {_version('pystan')} / httpstan {_version('httpstan')} in {where}"
+    )
 
 
 def _cmdstan_line(cmdstan: CmdStan, ok: bool, reason: str) -> str:
     if not ok:
         return f"cmdstanpy: not usable: {reason}"
-    import cmdstanpy
-
     return (
         f"cmdstanpy: found, CmdStan {cmdstan.version} at {cmdstan.path} (from {cmdstan.source}), "
-        f"cmdstanpy {cmdstanpy.__version__}"
+        f"cmdstanpy {_version('cmdstanpy')}"
     )
+
+
+def _version(distribution: str) -> str:
+    """An installed distribution's version, read from its metadata (not by importing it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:  # importable but not installed as a distribution
+        return "(version unknown)"
 
 
 @contextmanager

@@ -7,8 +7,14 @@ never yields, so pystan's other chains are not even submitted: the chains run
 one after another (W1: four chains in ~1.2 s where each needs ~0.3 s). `call`
 below is the same function (same arguments, same defaults, the same gzip fit in
 httpstan's store, the same errors) reading through the event loop instead, so
-the chains run side by side. `concurrent_reader` installs it for one sampling
-call, and only if httpstan still has the parts it uses; else httpstan's own runs.
+the chains run side by side.
+
+pystan polls its chains every 50 ms and sleeps once more after seeing the last
+one done: 50-100 ms after the chains end (a sixth of a W1 fit). Its sleeps end
+early once no chain is running, so it fetches the draws at once.
+
+`concurrent_reader` installs both for one sampling call, each only if the
+library still has the part it replaces; else the library's own code runs.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ CHUNK = 1 << 18  # bytes per read: a chain writes ~1.3 MB on W1; few reads, few 
 
 @contextmanager
 def concurrent_reader():
-    """Route httpstan's services calls through `call` for the duration, when httpstan allows."""
+    """Route httpstan's services calls through `call`, and wake pystan's poll, for the duration."""
+    global _flight
     try:
         import httpstan.services.arguments  # noqa: F401 - `call` needs it
         import httpstan.services_stub as stub
+        import stan.model
     except ImportError:  # pragma: no cover - pystan is what calls this
         yield
         return
@@ -39,16 +47,70 @@ def concurrent_reader():
     if not all(hasattr(stub, name) for name in needed):  # another httpstan: its own reader
         yield
         return
+    flight = _flight = _Flight()
     original, stub.call = stub.call, call
+    polling = getattr(stan.model, "asyncio", None)
+    if polling is asyncio:  # pystan's `await asyncio.sleep(0.05)` between polls
+        stan.model.asyncio = _PollingAsyncio(flight)
     try:
         yield
     finally:
         stub.call = original
+        if polling is asyncio:
+            stan.model.asyncio = asyncio
+        _flight = None
+
+
+class _Flight:
+    """The chains running in this process; pystan's sleeps between polls end when none is."""
+
+    def __init__(self):
+        self.running = 0
+        self.started = False
+        self._sleepers: list[asyncio.Future] = []
+
+    def begin(self) -> None:
+        self.running += 1
+        self.started = True
+
+    def end(self) -> None:
+        self.running -= 1
+        if not self.running:
+            for sleeper in self._sleepers:
+                if not sleeper.done():
+                    sleeper.set_result(None)
+
+    async def sleep(self, delay, result=None):
+        """asyncio.sleep, ended early (or skipped) once every chain begun has ended."""
+        if self.started and not self.running:
+            return result
+        loop = asyncio.get_running_loop()
+        sleeper = loop.create_future()
+        timer = loop.call_later(delay, lambda: sleeper.done() or sleeper.set_result(None))
+        self._sleepers.append(sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.remove(sleeper)
+        return result
+
+
+class _PollingAsyncio:
+    """`asyncio` as stan.model sees it while sampling: the same module, with `_Flight.sleep`."""
+
+    def __init__(self, flight: _Flight):
+        self.sleep = flight.sleep
+
+    def __getattr__(self, name):
+        return getattr(asyncio, name)
+
+
+_flight: _Flight | None = None  # the sampling call under way in this process, if any
 
 
 async def call(function_name, model_name, fit_name, logger_callback=None, **kwargs) -> None:
     """Run one chain in httpstan's worker pool; store its messages as httpstan's gzip fit."""
-    import httpstan.cache
     import httpstan.models
     import httpstan.services.arguments as arguments
     import httpstan.services_stub as stub
@@ -58,6 +120,17 @@ async def call(function_name, model_name, fit_name, logger_callback=None, **kwar
     for arg in arguments.function_arguments(basename, module):
         if arg not in kwargs:  # as httpstan: the defaults (random_seed among them) filled in
             kwargs[arg] = arguments.lookup_default(arguments.Method[method.upper()], arg)
+    flight = _flight or _Flight()
+    flight.begin()
+    try:
+        await _call(stub, basename, model_name, fit_name, logger_callback, kwargs)
+    finally:
+        flight.end()
+
+
+async def _call(stub, basename, model_name, fit_name, logger_callback, kwargs) -> None:
+    import httpstan.cache
+
     loop = asyncio.get_running_loop()
     readers: list[asyncio.Task] = []
     with (
@@ -101,7 +174,7 @@ async def _read(loop, conn: socket.socket, logger_callback) -> bytes:
     parts, partial = [], b""
     with conn:
         while message := await loop.sock_recv(conn, CHUNK):
-            if logger_callback:
+            if logger_callback and (partial or b'"logger"' in message):  # the logger's socket
                 # whole lines only: the callback's progress pattern must not see half a line
                 head, _, partial = (partial + message).rpartition(b"\n")
                 if b'"logger"' in head:
