@@ -187,7 +187,7 @@ def child(argv: list[str]) -> None:
     spent["end"] = time.time() - started
     spent["top"] = time.perf_counter() - stack[0][1] - stack[0][2]
     print("@@json " + json.dumps({"code": code, "seconds": spent}), file=sys.stderr, flush=True)
-    from framework.cli.main import end_process  # as the `framework` command ends
+    from framework.cli.process_end import end_process  # as the `framework` command ends
 
     end_process(code)
 
