@@ -76,6 +76,21 @@ def test_light_commands_import_no_sampler_table_or_plot_library(args):
         assert "cannot run here" not in done.stderr  # availability was still checked
 
 
+def test_a_run_and_a_forecast_from_it_import_no_arviz(tmp_path):
+    # The common posterior is a framework.Posterior: arviz (~3.5 s to import) is for users who
+    # ask for it (Posterior.to_arviz), never on the path of run or of forecast from a run.
+    out = tmp_path / "run"
+    commands = [
+        ["run", str(RAINFALL), "-o", str(out), "-q", "--set", "output.plots=false"],
+        ["forecast", str(out), "--group", "CA", "--at", "year_numeric=16"],
+    ]
+    for args in commands:
+        done = _python(IMPORTED.format(heavy=("arviz",)), *args)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[-1])["imported"] == [], args
+    assert (out / "posterior.nc").is_file()
+
+
 ENDS = """
 import atexit, sys, threading, time
 from pathlib import Path
