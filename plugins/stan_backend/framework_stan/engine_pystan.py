@@ -209,13 +209,15 @@ def workers_for(root: str, chains: int) -> None:
         or getattr(stub.executor, "_shutdown_thread", False)
         or any(not p.is_alive() for p in processes.values())
     )
-    size = getattr(stub.executor, "_max_workers", chains)
-    if _workers_root != root or broken or size < chains:
+    cpus = os.cpu_count() or 1
+    wanted = max(cpus, min(chains, 4 * cpus))  # beyond that, more processes only share cores
+    size = getattr(stub.executor, "_max_workers", wanted)
+    if _workers_root != root or broken or size < wanted:
         if processes or broken:
             stub.executor.shutdown(wait=False)
-        if processes or broken or size < chains:
+        if processes or broken or size < wanted:
             stub.executor = ProcessPoolExecutor(
-                max_workers=max(chains, os.cpu_count() or 1),
+                max_workers=wanted,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=stub.init_worker,
             )
