@@ -79,7 +79,7 @@ def argv(*args: str) -> list[str]:
 
 def environment(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg"}
-    env.update(FRAMEWORK_LOAD_PLUGINS="", **extra)
+    env.update({"FRAMEWORK_LOAD_PLUGINS": "", **extra})  # no plugins unless a test names them
     env.pop("PYTHONWARNINGS", None)
     return env
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cli_driver
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,22 +190,13 @@ def test_a_broken_pystan_install_is_listed_as_found_and_refused_by_run_in_one_li
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('a broken install')\n")
     env = {
-        **os.environ,
-        "PYTHONIOENCODING": "utf-8",
         "FRAMEWORK_LOAD_PLUGINS": "stan",
         "PYTHONPATH": str(tmp_path / "shadow"),
         "CMDSTAN": str(tmp_path / "no_cmdstan"),  # auto cannot fall back to cmdstanpy
     }
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "framework.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=300,
-        )
+        return cli_driver.cli(*args, cwd=ROOT, timeout=300, **env)
 
     listed = cli("backends")
     assert "pystan: found" in listed.stdout, listed.stdout
