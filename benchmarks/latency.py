@@ -58,16 +58,22 @@ STAGES = {
     ("framework.backends.posterior_groups", "Posterior.to_netcdf"): "netcdf",
     ("arviz.data.inference_data", "InferenceData.to_netcdf"): "netcdf",  # a backend's own idata
     ("pandas.core.generic", "NDFrame.to_csv"): "csv",
-    ("framework.results.plots", "write_plots"): "plots",
+    ("framework.results.plot_process", "PlotWorker.start"): "plot worker",
+    ("framework.results.plot_process", "PlotWorker.draw_early"): "plot data",
+    ("framework.results.figure_data", "gather"): "plot data",
+    ("framework.results.plot_process", "PlotWorker.send"): "plot data",
+    ("framework.results.plot_process", "PlotWorker.wait"): "plots",
+    ("framework.results.plots", "draw_plots"): "plots inline",  # no worker, or it failed
     ("framework.cli.terminal", "summary"): "summary",
 }
 # Modules whose import is part of a stage (imported by the caller just before the call).
-IMPORT_STAGES = {"framework.results.plots": "plots"}  # matplotlib comes with it
+IMPORT_STAGES = {"framework.results.plots": "plots inline"}  # matplotlib comes with it
 # Rows of the breakdown, each a stage's own time (the stages it calls are rows of their own).
 ROWS = [
     ("interpreter start", "interpreter"),
     ("CLI; imports outside the stages below", "top"),
     ("spec", "spec"),
+    ("run: plot worker starts", "plot worker"),
     ("prepare: plugins", "plugins"),
     ("prepare: backend available()", "availability"),
     ("prepare: data", "data"),
@@ -83,7 +89,9 @@ ROWS = [
     ("summarise: estimates, forecasts", "summarise"),
     ("write: posterior.nc", "netcdf"),
     ("write: CSVs", "csv"),
-    ("write: plots (+ matplotlib import)", "plots"),
+    ("plots: data gathered and sent", "plot data"),
+    ("write: plots, wait for the worker", "plots"),
+    ("write: plots inline (+ matplotlib)", "plots inline"),
     ("write: rest (json, yaml)", "write_run"),
     ("terminal summary", "summary"),
     ("process exit", "exit"),

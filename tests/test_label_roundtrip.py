@@ -57,8 +57,10 @@ output: {{plots: false}}
 
 def yaml_scalar(label: str) -> str:
     # Plain where YAML allows it (then the loader must keep `01`, `1e3`, `True` as text);
-    # else double-quoted: JSON's string escapes are YAML's too.
-    return label if PLAIN.fullmatch(label) else json.dumps(label, ensure_ascii=False)
+    # else double-quoted: JSON's string escapes are YAML's too. A plain `null` is YAML's
+    # "nothing", as a user writing it means: the label null has to be quoted.
+    plain = PLAIN.fullmatch(label) and label.lower() != "null"
+    return label if plain else json.dumps(label, ensure_ascii=False)
 
 
 def write_case(folder: Path, labels: list[str]) -> Path:

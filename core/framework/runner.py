@@ -229,6 +229,7 @@ def run(
     progress=None,
 ) -> RunResult:
     """Run a spec end to end; with `write`, the outputs land atomically in the run directory."""
+    from .results.plot_process import PlotWorker
     from .results.run_directory import atomic_directory, write_run
 
     if not isinstance(spec, Spec):
@@ -243,11 +244,19 @@ def run(
     # The folder is checked and locked first: a refused folder or a concurrent run of the
     # same folder is reported before the data are read and the sampler runs.
     with claimed(target, spec, where) as target:
-        prepared = prepare(spec, progress)
-        idata = fit(prepared)
-        result = summarise(prepared, idata)
-        result.diagnostics["timings"]["total"] = time.perf_counter() - t0
-        with atomic_directory(target, spec, where) as tmp:
-            write_run(tmp, result)
+        # Imports matplotlib on the other core while this process reads, samples, summarises.
+        plot_worker = PlotWorker.start() if spec.output.plots else None
+        try:
+            prepared = prepare(spec, progress)
+            idata = fit(prepared)
+            if plot_worker is not None:  # hyperparameters.png is drawn while we summarise
+                plot_worker.draw_early(idata, prepared.model, prepared.dataset.truth)
+            result = summarise(prepared, idata)
+            result.diagnostics["timings"]["total"] = time.perf_counter() - t0
+            with atomic_directory(target, spec, where) as tmp:
+                write_run(tmp, result, plot_worker)
+        finally:
+            if plot_worker is not None:  # a failed or interrupted run: it is not left behind
+                plot_worker.close()
     result.output_dir = target
     return result

@@ -12,6 +12,7 @@ from ..model.gaussian_marginal import draw_coefficients
 from ..model.model import COEF, GROUP_DIM, GROUP_TERM2_DIM, GROUP_TERM_DIM, TERM_DIM, Model
 from ..model.prior_classes import GROUP_CORR, GROUP_SD
 from .posterior_groups import Posterior, as_posterior
+from .xarray_probes import import_xarray
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -90,7 +91,9 @@ def build_posterior(
     attrs: dict | None = None,
 ) -> Posterior:
     """Assemble the common format from natural-scale arrays shaped (chain, draw, ...)."""
-    import xarray as xr  # a fraction of a second, once pandas is in: only when a posterior is built
+    xr = (
+        import_xarray()
+    )  # a fraction of a second, once pandas is in: only when a posterior is built
 
     variables = model.variables()
     chains, n_draws = np.asarray(diverging).shape
@@ -130,7 +133,7 @@ def data_groups(model: Model, dataset: Dataset) -> dict[str, xr.Dataset]:
     design columns and the response (enough to evaluate the likelihood again),
     with the row count and the data's SHA-256 as attrs.
     """
-    import xarray as xr
+    xr = import_xarray()
 
     terms = {TERM_DIM: np.asarray(model.term_names, dtype=str)}
     if dataset.has_rows:

@@ -69,15 +69,9 @@ class Posterior:
 
     def to_netcdf(self, path: str | Path, compress: bool = True) -> None:
         """One HDF5 group per posterior group, as `InferenceData.to_netcdf` writes them."""
-        mode = "w"
-        for name, ds in self._groups.items():
-            encoding = (
-                {v: {"zlib": True} for v, vals in ds.variables.items() if _compressible(vals)}
-                if compress
-                else None
-            )
-            ds.to_netcdf(str(path), mode=mode, group=name, engine="h5netcdf", encoding=encoding)
-            mode = "a"
+        from .netcdf_writer import write_netcdf
+
+        write_netcdf(self._groups, path, compress)
 
     @classmethod
     def from_netcdf(cls, path: str | Path) -> Posterior:
@@ -117,8 +111,3 @@ def as_posterior(fitted) -> Posterior | object:
     if children is not None and hasattr(fitted, "to_dataset"):  # xarray.DataTree (arviz 1.x)
         return Posterior(**{name: node.to_dataset() for name, node in children.items()})
     return fitted
-
-
-def _compressible(values) -> bool:
-    # arviz's rule (numbers, booleans, bytes): h5netcdf refuses zlib on variable-length strings
-    return values.dtype.kind in "biufcS"

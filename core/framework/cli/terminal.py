@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .safe_text import safe_text
+
+if TYPE_CHECKING:  # the tables are made by the results stage, which imports pandas
+    import pandas as pd
 
 
 class Progress:

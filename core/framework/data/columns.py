@@ -14,22 +14,32 @@ numeric order for numeric codes), then the others sorted the same way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from ..errors import DataError
 from ..model.terms import Column
 from .table_files import columns_in, record_batches
 
-# Text the CSV reader treats as a missing number (pyarrow's defaults).
-NULL_TEXT = frozenset(pacsv.ConvertOptions().null_values)
-MISSING_TEXT = NULL_TEXT | {""}
+# pyarrow is imported where a file is read: a simulated spec (and its `framework validate`)
+# never pays for it.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@functools.cache
+def null_texts() -> frozenset[str]:
+    """Text the CSV reader treats as a missing number (pyarrow's defaults)."""
+    import pyarrow.csv as pacsv
+
+    return frozenset(pacsv.ConvertOptions().null_values)
+
+
 # More distinct texts than this in one predictor is an identifier, not a factor: each level is a
 # design column, and the statistics grow with groups x columns^2.
 MAX_LEVELS = 500
@@ -77,6 +87,9 @@ def as_number_text(text: str) -> str | None:
 
 def value_texts(values: pa.Array) -> list[str | None]:
     """Distinct values of any Arrow type as level text (None where missing, blank or NA)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     t = values.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         out = values.cast(pa.float64()).to_pylist()
@@ -85,7 +98,8 @@ def value_texts(values: pa.Array) -> list[str | None]:
         values = pc.cast(values, pa.string())  # booleans -> "false"/"true", dates as ISO text
     # As in number columns, "NA", "null", "#N/A" ... mean missing (a grouping column's labels differ:
     # there any text but a blank one is a label).
-    return [None if v is None or v.strip() in MISSING_TEXT else v for v in values.to_pylist()]
+    missing = null_texts() | {""}
+    return [None if v is None or v.strip() in missing else v for v in values.to_pylist()]
 
 
 def order_levels(found: set[str], reference: str | None, where: str, name: str) -> tuple[str, ...]:
@@ -139,6 +153,8 @@ def scan_values(path: Path, wanted: Wanted) -> _Scan:
     schema = columns_in(path, wanted.all_fields())
     open_ = [c for c in dict.fromkeys(wanted.predictors) if c not in wanted.numeric]
     if schema is not None:  # Parquet: the file's types say which columns are numbers
+        import pyarrow as pa
+
         numeric_type = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal,
                         pa.types.is_null)  # fmt: skip
         open_ = [
@@ -228,6 +244,9 @@ def _too_many(name: str, wanted: Wanted) -> str:
 
 def _distinct(column: pa.Array) -> pa.Array:
     """The distinct values a batch's rows use (a dictionary's unused entries left out)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_dictionary(column.type):
         used = pc.unique(column.indices).drop_null()
         return column.dictionary.take(used)

@@ -14,7 +14,6 @@ from ..spec.load import Spec
 from ..spec.model_spec import build_model, categorical_columns
 from .columns import Wanted, scan_files
 from .dataset import Dataset
-from .reading import read_table
 from .simulate import simulate, simulated_columns
 from .sources import data_files
 from .table_files import MissingColumn
@@ -77,6 +76,8 @@ def load(spec: Spec, keep_rows: bool | int = True) -> tuple[Model, Dataset]:
         if keep_rows is True or (keep_rows is not False and dataset.n_rows <= keep_rows):
             return model, dataset
         return model, dataset.without_rows()
+    from .reading import read_table  # pyarrow: only a spec that reads files imports it
+
     dataset = read_table(spec.data_path(), model, missing=spec.data.missing, keep_rows=keep_rows,
                          fields=wanted_columns(spec).all_fields())  # fmt: skip
     return model, dataset
@@ -136,5 +137,7 @@ def read_file(
             return read_on_dask(client, files, wanted, make, missing, str(path))
         with dask_client(**options) as client:
             return read_on_dask(client, files, wanted, make, missing, str(path))
+    from .reading import read_table
+
     model = model_from_formula(parsed, scan_files(files, wanted, path))
     return model, read_table(path, model, missing=missing, keep_rows=keep_rows)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from ..errors import DataError
 from ..model.model import Model
 from ..model.statistics import reduce_chunks
-from .columns import NULL_TEXT, Wanted, as_number_text, value_texts
+from .columns import Wanted, as_number_text, null_texts, value_texts
 from .dataset import Dataset, RowDigest
 from .reduced import Found, Reduced, finish, row_limit
 from .sources import Partition, data_files
@@ -255,7 +255,7 @@ def _as_numbers(column: pa.Array, name: str, field: str, path: Path):
 
     values = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
     text = values.astype(str).str.strip()
-    missing = values.isna() | text.isin(NULL_TEXT)
+    missing = values.isna() | text.isin(null_texts())
     as_num = pd.to_numeric(text.where(~missing, None), errors="coerce")
     bad = np.flatnonzero((as_num.isna() & ~missing).to_numpy())
     return as_num.to_numpy(np.float64), bad, [_shown(values.iloc[i]) for i in bad[:3]]

@@ -11,12 +11,14 @@ import csv
 import difflib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
+
+# pyarrow.csv and pyarrow.parquet are imported by the reader of their format: neither is
+# needed to check a CSV header, and a simulated spec reads no file at all.
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BATCH_ROWS = 1 << 20  # rows per Parquet batch; memory while reading grows with this
 CSV_BLOCK_BYTES = 32 << 20  # bytes per CSV batch (about a million rows of three short columns)
@@ -101,6 +103,8 @@ def record_batches(
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return _parquet_batches(path, wanted, set(text), row_groups), RowNames(path)
+    import pyarrow as pa
+
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     types = {c: pa.string() for c in text}
     types.update({c: pa.string() if numeric_as_text else pa.float64() for c in numeric})
@@ -120,6 +124,9 @@ def columns_in(path: Path, wanted: dict[str, str]) -> pa.Schema | None:
 
 
 def _csv_batches(path: Path, wanted: dict[str, str], delimiter: str, types: dict, as_text: bool):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     header = _csv_header(path, delimiter)
     _check_columns(path, header, wanted, delimiter)
     try:
@@ -143,6 +150,9 @@ def _csv_batches(path: Path, wanted: dict[str, str], delimiter: str, types: dict
 
 
 def _parquet_schema(path: Path) -> pa.Schema:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         return pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -153,6 +163,9 @@ def _parquet_schema(path: Path) -> pa.Schema:
 
 
 def _parquet_batches(path: Path, wanted: dict[str, str], text: set[str], row_groups=None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = _parquet_schema(path)
     _check_columns(path, schema.names, wanted)
     # Text columns come as dictionary arrays: a batch's labels are then encoded once, not per row.

@@ -6,8 +6,9 @@ Python, which takes minutes for the 20,000 group effects of a 10,000-group model
 Public functions take (chain, draw, K) arrays and return length-K arrays; inside,
 parameters come first, (K, chain, draw), so sorts and FFTs run along contiguous memory.
 One sort per parameter serves the ranks, the median, the folded ranks and the
-tail quantiles; chunks of parameters run on all cores (numpy and scipy's FFT
-release the GIL).
+tail quantiles; permutations are applied as flat indices into the chunk (one
+gather or scatter each); chunks of parameters run on all cores (numpy and
+scipy's FFT release the GIL).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..parallel import map_on_cores
 
 CHUNK = 256  # parameters at a time: bounds the temporary memory (~120 MB per thread)
 HEAD_LAGS = 16
+FIRST_LAGS = 8  # most rows end Geyer's sequence within these: the rest go on to HEAD_LAGS
 MIN_DRAWS = 4
 
 
@@ -29,12 +31,23 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half :]], axis=1)
 
 
-def _normal_scores(order: np.ndarray, ordered: np.ndarray) -> np.ndarray:
-    """Normal scores of the ranks (Blom's offset 3/8), placed back by `order`; ties get mean ranks."""
+def _offsets(k: int, total: int) -> np.ndarray:
+    """(k, 1): where each row starts in the flattened (k, total) chunk."""
+    return (np.arange(k) * total)[:, None]
+
+
+def _normal_scores(flat: np.ndarray, ordered: np.ndarray, out=None) -> np.ndarray:
+    """Normal scores of the ranks (Blom's offset 3/8), placed back by `flat`; ties get mean ranks.
+
+    `flat` holds, for each sorted position, the flat index of its draw in the (k, total)
+    chunk; the scores go to `out` (a contiguous (k, total) array) when given.
+    """
     k, total = ordered.shape
-    scores = np.tile(ndtri((np.arange(1, total + 1) - 0.375) / (total + 0.25)), (k, 1))
-    row, col = np.nonzero(ordered[:, 1:] == ordered[:, :-1])  # (row, col) ties (row, col + 1)
-    if len(row):
+    z = np.empty((k, total)) if out is None else out
+    z.ravel()[flat] = ndtri((np.arange(1, total + 1) - 0.375) / (total + 0.25))
+    equal = ordered[:, 1:] == ordered[:, :-1]  # (row, col) ties (row, col + 1)
+    if equal.any():  # a cheap test: finding where (nonzero) costs more than the comparison
+        row, col = np.nonzero(equal)
         # Ties are rare (rounded draws; the two middle values after folding): fix only them.
         pair = row * total + col
         starts = np.ones(len(pair), dtype=bool)
@@ -44,26 +57,24 @@ def _normal_scores(order: np.ndarray, ordered: np.ndarray) -> np.ndarray:
         last = pair[np.append(starts[1:], True)] % total + 1
         mean_rank = (first + last) / 2 + 1
         tied = ndtri((mean_rank - 0.375) / (total + 0.25))[run]
-        scores.ravel()[pair] = tied
-        scores.ravel()[pair + 1] = tied
-    z = np.empty_like(scores)
-    np.put_along_axis(z, order, scores, axis=1)
+        z.ravel()[flat.ravel()[pair]] = tied
+        z.ravel()[flat.ravel()[pair + 1]] = tied
     return z
 
 
-def _folded_order(order, ordered):
-    """Order and sorted values of |x - median|, from the sort of x (no second full sort)."""
+def _folded_order(flat, ordered):
+    """Flat indices and sorted values of |x - median|, from the sort of x (no second full sort)."""
     k, total = ordered.shape
     half = total // 2  # total is even: split chains have equal halves
     median = (ordered[:, half - 1] + ordered[:, half]) / 2
     # Distances below the median, read backwards, and above it: two sorted runs, which
     # a stable sort (timsort) merges in linear time.
-    positions = np.concatenate([np.arange(half - 1, -1, -1), np.arange(half, total)])
-    distance = np.abs(ordered[:, positions] - median[:, None])
+    runs = np.concatenate([ordered[:, half - 1 :: -1], ordered[:, half:]], axis=1)
+    distance = np.abs(runs - median[:, None])
     merge = np.argsort(distance, axis=1, kind="stable")
-    return np.take_along_axis(order[:, positions], merge, axis=1), np.take_along_axis(
-        distance, merge, axis=1
-    )
+    positions = np.concatenate([np.arange(half - 1, -1, -1), np.arange(half, total)])
+    offsets = _offsets(k, total)
+    return flat.ravel()[positions[merge] + offsets], distance.ravel()[merge + offsets]
 
 
 def _quantile(ordered: np.ndarray, q: float) -> np.ndarray:
@@ -83,34 +94,49 @@ def _rhat(x: np.ndarray) -> np.ndarray:
     return np.sqrt((between / within + n - 1) / n)
 
 
+def _head(centred: np.ndarray, lags: int) -> np.ndarray:
+    """(k, m, lags): each chain's first autocovariances (times n), summed directly."""
+    n = centred.shape[2]
+    return np.stack(
+        [np.einsum("kmt,kmt->km", centred[:, :, : n - t], centred[:, :, t:]) for t in range(lags)],
+        axis=2,
+    )
+
+
 def _ess(x: np.ndarray) -> np.ndarray:
     """Geyer's initial monotone sequence estimator, as arviz's `_ess`, for every row.
 
-    Well-mixed rows end Geyer's sequence within a few lags, so the first HEAD_LAGS
-    autocovariances are summed directly; only rows still going need every lag (FFT).
+    Well-mixed rows end Geyer's sequence within a few lags, so the first FIRST_LAGS
+    autocovariances are summed directly, then HEAD_LAGS for rows still going; only
+    rows going beyond need every lag (FFT). Every pass sees HEAD_LAGS lags (the
+    later ones zero in the first): a row's estimate is the same whichever pass ends it.
     """
     k, m, n = x.shape
     chain_mean = x.mean(axis=2)
     centred = x - chain_mean[..., None]
     lags = min(HEAD_LAGS, n)
-    head = np.stack(
-        [np.einsum("kmt,kmt->km", centred[:, :, : n - t], centred[:, :, t:]) for t in range(lags)],
-        axis=2,
-    )
-    ess, done = _geyer(head / n, chain_mean, n)
-    rest = ~done
-    if rest.any():
+    first = min(FIRST_LAGS, lags)
+    head = np.zeros((k, m, lags))
+    head[:, :, :first] = _head(centred, first)
+    ess, done = _geyer(head / n, chain_mean, n, first)
+    rest = np.flatnonzero(~done)
+    if len(rest) and first < lags:
+        ess[rest], more = _geyer(_head(centred[rest], lags) / n, chain_mean[rest], n, lags)
+        rest = rest[~more]
+    if len(rest):
         size = next_fast_len(2 * n)
         f = rfft(centred[rest], n=size, axis=2)
         ess[rest], _ = _geyer(
-            irfft(f * np.conj(f), n=size, axis=2)[:, :, :n] / n, chain_mean[rest], n
+            irfft(f * np.conj(f), n=size, axis=2)[:, :, :n] / n, chain_mean[rest], n, n
         )
     constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
     return np.where(constant, float(m * n), ess)
 
 
-def _geyer(acov: np.ndarray, chain_mean: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """ESS from the first L autocovariances of each chain (k, m, L), and whether L sufficed."""
+def _geyer(
+    acov: np.ndarray, chain_mean: np.ndarray, n: int, valid: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """ESS from autocovariances (k, m, L) of which the first `valid` are real, and whether they sufficed."""
     k, m, lags = acov.shape
     mean_var = acov[:, :, 0].mean(axis=1) * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
@@ -131,7 +157,8 @@ def _geyer(acov: np.ndarray, chain_mean: np.ndarray, n: int) -> tuple[np.ndarray
     last = np.where(k_end == 0, 1.0, last)
     tau = np.maximum(-1.0 + 2.0 * body + last, 1.0 / np.log10(m * n))
     ess = np.where(np.isnan(rho).any(axis=1), np.nan, m * n / tau)
-    return ess, stop.any(axis=1) | (lags == n)
+    # Only a stop among the real lags' pairs ends the sequence for sure.
+    return ess, stop[:, : valid // 2].any(axis=1) | (valid == n)
 
 
 def _all(c: np.ndarray) -> np.ndarray:
@@ -139,24 +166,30 @@ def _all(c: np.ndarray) -> np.ndarray:
     k = len(c)
     s = _split(c)
     rows = s.reshape(k, -1)
-    order = np.argsort(rows, axis=1)
-    ordered = np.take_along_axis(rows, order, axis=1)
-    z = _normal_scores(order, ordered).reshape(s.shape)
-    folded = _normal_scores(*_folded_order(order, ordered)).reshape(s.shape)
+    flat = np.argsort(rows, axis=1)
+    flat += _offsets(*rows.shape)
+    ordered = rows.ravel()[flat]
+    # Bulk scores and both tail indicators side by side: one ESS pass over all three.
+    series = np.empty((3 * k, *s.shape[1:]))
+    z = _normal_scores(flat, ordered, series[:k].reshape(rows.shape)).reshape(s.shape)
+    folded = _normal_scores(*_folded_order(flat, ordered)).reshape(s.shape)
     rhat = np.maximum(_rhat(z), _rhat(folded))
     if c.shape[2] % 2 == 0:  # the split chains hold every draw: their sort gives the quantiles
         q05, q95 = _quantile(ordered, 0.05), _quantile(ordered, 0.95)
     else:
         q05, q95 = np.quantile(c.reshape(k, -1), [0.05, 0.95], axis=1)
-    tails = np.concatenate([s <= q05[:, None, None], s <= q95[:, None, None]]).astype(float)
-    ess = _ess(np.concatenate([z, tails]))
+    series[k : 2 * k] = s <= q05[:, None, None]
+    series[2 * k :] = s <= q95[:, None, None]
+    ess = _ess(series)
     return np.stack([rhat, ess[:k], np.minimum(ess[k : 2 * k], ess[2 * k :])])
 
 
 def _chunk(x: np.ndarray, start: int) -> np.ndarray:
     piece = np.ascontiguousarray(np.moveaxis(x[:, :, start : start + CHUNK], 2, 0), dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return _all(piece)
+        out = _all(piece)
+    out[:, np.isnan(piece).any(axis=(1, 2))] = np.nan  # as arviz: a NaN draw, no diagnostics
+    return out
 
 
 def diagnostics(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -128,11 +128,15 @@ def pooled_term_summaries(u, slope, var, zty, probs) -> np.ndarray:
     centre, spread, quantiles, proven = pooled_series_quantiles(u, slope, var, zty, probs)
     unproven = np.flatnonzero(~proven)
     size = max(1, CHUNK_VALUES // len(u))
-    for start in range(0, len(unproven), size):  # draws x groups only for these, a chunk at a time
-        pick = unproven[start : start + size]
+
+    def newton(pick: np.ndarray) -> None:  # draws x groups only for these, a chunk at a time
         means = u[:, None] + slope @ zty[:, pick]
         sds = np.broadcast_to(np.sqrt(var)[:, None], means.shape)
         quantiles[:, pick] = mixture_quantiles(means, sds, probs)
+
+    # A group's Newton steps do not depend on its chunk's other groups, so chunks run on all
+    # cores (scipy's ndtr holds the GIL; the rest of each step overlaps it).
+    map_on_cores(newton, [unproven[s : s + size] for s in range(0, len(unproven), size)])
     return np.vstack([centre, spread, quantiles])
 
 
@@ -144,21 +148,31 @@ def mixture_quantiles(means: np.ndarray, sds: np.ndarray, probs) -> np.ndarray:
     always converges; near-normal mixtures need two or three CDF evaluations.
     """
     means, sds = np.asarray(means, float), np.asarray(sds, float)
+    # Sds shared by every group (a broadcast view) stay one column: the same products.
+    column = sds[:, :1] if sds.strides[1] == 0 else sds
     centre = means.mean(0)
-    spread = np.sqrt(np.mean(sds**2, 0) + means.var(0))
-    lower = (means - 12 * sds).min(0)
-    upper = (means + 12 * sds).max(0)
+    a = means - centre  # means.var(0) by numpy's own steps, reusing the mean
+    spread_m = np.multiply(a, a, out=a).sum(0) / len(means)
+    mean_v = np.add.reduce(np.broadcast_to(column * column, means.shape), axis=0) / len(means)
+    spread = np.sqrt(mean_v + spread_m)
+    lower = (means - 12 * column).min(0)
+    upper = (means + 12 * column).max(0)
     out = np.empty((len(probs), means.shape[1]))
     for k, p in enumerate(probs):
         x = np.clip(centre + ndtri(p) * spread, lower, upper)
         lo, hi = lower.copy(), upper.copy()
         active = np.arange(means.shape[1])
-        m, s = means, sds
+        m, s = means, column
+        z, t = np.empty_like(m), np.empty_like(m)
         for _ in range(MAX_ITER):
-            z = (x[active] - m) / s
-            cdf = ndtr(z).mean(0)
-            pdf = (np.exp(-0.5 * z * z) / s).mean(0) / SQRT_2PI
+            # (x - m) / s, Phi(z) and exp(-z^2 / 2) / s in two reused buffers, operation for
+            # operation as written out: the same numbers without a temporary per step.
             xa = x[active]
+            np.divide(np.subtract(xa, m, out=z), s, out=z)
+            cdf = ndtr(z, out=t).mean(0)
+            np.multiply(z, -0.5, out=t)
+            t *= z
+            pdf = np.divide(np.exp(t, out=t), s, out=t).mean(0) / SQRT_2PI
             below = cdf < p
             lo[active] = np.where(below, xa, lo[active])
             hi[active] = np.where(below, hi[active], xa)
@@ -174,7 +188,9 @@ def mixture_quantiles(means: np.ndarray, sds: np.ndarray, probs) -> np.ndarray:
             if done.all():
                 break
             keep = ~done
-            active, m, s = active[keep], m[:, keep], s[:, keep]
+            active, m = active[keep], m[:, keep]
+            s = s if sds.strides[1] == 0 else s[:, keep]
+            z, t = np.empty_like(m), np.empty_like(m)
         out[k] = x
     return out
 
