@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from arviz.stats import diagnostics as az_diagnostics
 from scipy.special import ndtr
+from test_group_draws import _panel as group_draws_panel
 from test_results_v2 import correlated_model, flat, posterior
 
 from framework.model.gaussian_marginal import conditional_moments
 from framework.model.model import build_model
-from framework.model.statistics import GroupStats
 from framework.model.terms import Column
 from framework.results import convergence
 from framework.results import group_mixture as gmx
@@ -99,20 +99,9 @@ def test_a_single_chain_gives_arviz_ess_and_its_split_r_hat():
     assert rhat[0] == pytest.approx(max(bulk_rhat, tail_rhat), rel=1e-10)
 
 
-def _panel(groups: int = 40, rows: int = 10, draws: int = 300, noise: float = 0.03):
+def _panel():
     """A balanced panel's statistics and hyperparameter draws spread enough that Newton runs."""
-    rng = np.random.default_rng(8)
-    codes = np.repeat(np.arange(groups), rows)
-    x = np.tile(np.linspace(0, 10, rows), groups)
-    y = 1 + x + 3 * rng.normal(size=groups)[codes] + rng.normal(size=codes.size) * 2
-    stats = GroupStats.from_rows(codes, np.column_stack([np.ones_like(x), x, y]), groups)
-    params = {
-        "beta": rng.normal([1, 1], noise, (draws, 2)),
-        "group_sd": np.abs(rng.normal([3, 0.5], noise, (draws, 2))),
-        "group_corr": np.broadcast_to([[1, 0.3], [0.3, 1]], (draws, 2, 2)).copy(),
-        "sigma": np.abs(rng.normal(2, noise, draws)),
-    }
-    return stats, params
+    return group_draws_panel(groups=40, rows=10, noise=0.03, draws=300, seed=8)
 
 
 def _bisect(means: np.ndarray, sds: np.ndarray, p: float) -> float:

@@ -91,9 +91,8 @@ def build_posterior(
     attrs: dict | None = None,
 ) -> Posterior:
     """Assemble the common format from natural-scale arrays shaped (chain, draw, ...)."""
-    xr = (
-        import_xarray()
-    )  # a fraction of a second, once pandas is in: only when a posterior is built
+    # A fraction of a second, once pandas is in: only when a posterior is built.
+    xr = import_xarray()
 
     variables = model.variables()
     chains, n_draws = np.asarray(diverging).shape

@@ -83,3 +83,6 @@ class _DeferredArrayModule:
     @property
     def available(self) -> bool:
         return self._loaded().available
+
+    def __getattr__(self, name: str):  # whatever a later xarray adds to its record
+        return getattr(self._loaded(), name)

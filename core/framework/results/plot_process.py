@@ -10,7 +10,8 @@ data (figure_data), and is waited for before the run directory is committed.
 Protocol, one run per worker: the main process writes pickles to the worker's stdin,
 optionally ("early", hyperparameter panels) after sampling, then ("draw", Figures,
 folder), and closes it; the worker answers with one pickle on its stdout, ("ok",
-warnings) or ("error", traceback). All are our own data between our own processes. If the worker cannot start, dies or reports an error, the main process draws
+warnings) or ("error", traceback). All are our own data between our own processes.
+If the worker cannot start, dies or reports an error, the main process draws
 inline, so a genuine drawing error fails the run as before. The worker exits by itself
 when its stdin ends without a job or its parent goes: no run leaves it behind.
 """
@@ -98,10 +99,16 @@ class PlotWorker:
                 stream.close()
 
 
+def _builtin_category(category: type[Warning]) -> str:
+    # matplotlib's own classes are not loaded in the main process: its nearest builtin base
+    # (MatplotlibDeprecationWarning -> DeprecationWarning) is filtered as that class would be.
+    return next(c.__name__ for c in category.__mro__ if c.__module__ == "builtins")
+
+
 def _warning_class(name: str) -> type[Warning]:
     import builtins
 
-    found = getattr(builtins, name, None)  # matplotlib's own classes are not loaded here
+    found = getattr(builtins, name, None)
     return found if isinstance(found, type) and issubclass(found, Warning) else UserWarning
 
 
@@ -116,8 +123,9 @@ def serve() -> None:
     os.dup2(2, 1)  # a stray print goes to stderr, never into the answer
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_read_job, args=(jobs,), daemon=True).start()
-    parent = int(sys.argv[1])  # not getppid(): the main process may be gone already
-    threading.Thread(target=_follow_parent, args=(parent,), daemon=True).start()
+    if os.name == "posix":  # Windows closes our pipes with the parent, and never re-parents
+        parent = int(sys.argv[1])  # not getppid(): the main process may be gone already
+        threading.Thread(target=_follow_parent, args=(parent,), daemon=True).start()
     from framework.results.plots import draw_hyperparameters, draw_plots, png  # matplotlib
 
     job, early = jobs.get(), None
@@ -128,7 +136,9 @@ def serve() -> None:
                 early, job = png(draw_hyperparameters(job[1])), jobs.get()
             _, figures, folder = job
             draw_plots(figures, Path(folder), early)
-        seen = [(w.category.__name__, str(w.message), w.filename, w.lineno) for w in caught]
+        seen = [
+            (_builtin_category(w.category), str(w.message), w.filename, w.lineno) for w in caught
+        ]
         answer = ("ok", seen)
     except Exception:
         answer = ("error", traceback.format_exc())
