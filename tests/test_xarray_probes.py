@@ -1,4 +1,4 @@
-"""xarray builds the posterior without importing dask.array or sparse, and still knows their arrays.
+"""xarray builds the posterior without importing dask or sparse, and still knows their arrays.
 
 Each check runs in a fresh interpreter: whether a module is imported is a fact about
 a process, and pytest's own process has imported dask long before.
@@ -7,13 +7,11 @@ a process, and pytest's own process has imported dask long before.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from test_light_paths import _python as python_with_builtin_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 RAINFALL = ROOT / "specs" / "rainfall.yaml"
@@ -21,15 +19,7 @@ PROBED = ("dask", "sparse", "numba")  # dask.array imports sparse, which imports
 
 
 def _python(code: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "FRAMEWORK_LOAD_PLUGINS": "stan,pymc"}
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=ROOT,
-    )
+    done = python_with_builtin_plugins(code, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
