@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from cli_driver import SIM_SPEC, leftovers, snapshot, start, wait_for
 from matplotlib.image import imread
+from test_interrupt import Raising
 
 import framework
-from fake_backend import FakeBackend, FakePlugin
+from fake_backend import FakePlugin
 from framework.results import plot_process, plots
 
 PLOTS = ["backend.name=fake", "output.plots=true"]
@@ -103,15 +104,6 @@ def test_a_drawing_error_still_fails_the_run_and_writes_nothing(tmp_path, fake, 
     assert not target.exists() and leftovers(target) == []
 
 
-class Failing(FakeBackend):
-    def __init__(self, error: BaseException):
-        super().__init__()
-        self.error = error
-
-    def fit(self, problem, settings, options):
-        raise self.error
-
-
 @pytest.mark.parametrize(
     "error", [KeyboardInterrupt(), framework.SamplingError("chains diverged")], ids=repr
 )
@@ -124,7 +116,7 @@ def test_a_failed_run_from_python_ends_its_worker(tmp_path, monkeypatch, error):
         return started[-1]
 
     monkeypatch.setattr(plot_process.PlotWorker, "start", staticmethod(spy))
-    framework.register_plugin(FakePlugin(Failing(error)), name="fake-failing")
+    framework.register_plugin(FakePlugin(Raising(error)), name="fake-failing")
     try:
         with pytest.raises(type(error)):
             framework.run(SIM_SPEC, PLOTS, output_dir=tmp_path / "run")

@@ -51,8 +51,13 @@ def gather(idata, model, estimates, truth: dict | None = None) -> Figures:
     return Figures(
         hyperparameter_panels(idata, model, truth),
         group_panels(estimates, model, centre),
-        len(estimates) // max(len(model.group_term_names), 1),
+        group_count(estimates, model),
     )
+
+
+def group_count(estimates, model) -> int:
+    """How many groups `estimates` holds (one row per group and group term)."""
+    return len(estimates) // max(len(model.group_term_names), 1)
 
 
 def hyperparameter_panels(idata, model, truth: dict | None = None) -> list[HyperPanel]:
@@ -72,7 +77,7 @@ def hyperparameter_panels(idata, model, truth: dict | None = None) -> list[Hyper
 def group_panels(estimates, model, centre: dict | None = None) -> list[GroupPanel]:
     """Per group term, the groups of `estimates` ranked by posterior mean (stable for ties)."""
     terms = list(model.group_term_names)
-    labelled = len(estimates) // max(len(terms), 1) <= LABELLED_GROUPS
+    labelled = group_count(estimates, model) <= LABELLED_GROUPS
     panels = []
     for term in terms:
         est = estimates[estimates["term"].to_numpy() == term]

@@ -20,7 +20,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .figure_data import LABELLED_GROUPS, Figures, GroupPanel, HyperPanel, gather, group_panels
+from .figure_data import (
+    LABELLED_GROUPS,
+    Figures,
+    GroupPanel,
+    HyperPanel,
+    gather,
+    group_count,
+    group_panels,
+)
 
 PANEL_COLUMNS = 4
 DPI = 90
@@ -54,8 +62,7 @@ def group_figure(estimates, model, centre: dict | None = None):
     `centre` (term -> population value, e.g. beta's mean) is drawn as a dashed
     line: the value every group's coefficient is shrunk towards.
     """
-    n_groups = len(estimates) // max(len(model.group_term_names), 1)
-    return draw_groups(group_panels(estimates, model, centre), n_groups)
+    return draw_groups(group_panels(estimates, model, centre), group_count(estimates, model))
 
 
 def draw_hyperparameters(hyper: list[HyperPanel]):
