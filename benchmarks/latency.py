@@ -6,7 +6,9 @@ and, from an instrumented run of the same CLI under `python -X importtime`, the
 breakdown by stage (interpreter start, spec, data, backend start, sampling,
 posterior assembly, diagnostics, NetCDF, CSVs, plots, summary) with the import
 time spent inside each stage. `framework --help` and `framework validate` are
-timed too, and baselines run in the same invocation (`python -c pass`,
+timed too, and so is a run in a warm process (the same spec run again by
+`framework.run` in one Python process, as in a notebook: what is left once
+nothing is imported), and baselines run in the same invocation (`python -c pass`,
 `python -c "import numpy, pandas"`) so ratios survive a loaded machine.
 Everything repeats 3 times interleaved; figures are medians.
 
@@ -256,6 +258,31 @@ def instrumented(spec: Path, out: Path, env: dict, overrides: list[str]) -> dict
     return {"total": total, "seconds": seconds, "imports": imports_by_stage(done.stderr)}
 
 
+WARM = """
+import sys, time
+from pathlib import Path
+import framework
+from framework.cli.terminal import Progress
+spec, out, sets = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+seconds = []
+for i in range(3):  # the first run imports; the next two find everything loaded
+    t0 = time.perf_counter()
+    framework.run(spec, sets, output_dir=out / str(i), progress=Progress(quiet=True))
+    seconds.append(time.perf_counter() - t0)
+print(min(seconds[1:]))
+"""
+
+
+def warm(spec: Path, out: Path, env: dict, overrides: list[str]) -> float:
+    """A run's wall time in a process that has run it before (imports and caches warm)."""
+    sets = [o for o in overrides if o != "--set"]
+    cmd = [PYTHON, "-c", WARM, str(spec), str(out), *sets]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"warm runs failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return float(done.stdout.split()[-1])
+
+
 def median(values) -> float:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
@@ -313,6 +340,10 @@ def main(argv: list[str]) -> None:
             out = tmp / f"run-{name}"
             cli = [*FRAMEWORK, "run", str(specs[name]), "-o", str(out), "-q", *overrides]
             walls.setdefault(name, []).append(wall(cli, env))
+            warm_out = Path(tempfile.mkdtemp(dir=tmp))
+            walls.setdefault(f"{name} in a warm process", []).append(
+                warm(specs[name], warm_out, env, overrides)
+            )
             runs[name].append(instrumented(specs[name], tmp / f"inst-{name}", env, overrides))
 
     load = os.getloadavg()

@@ -1,6 +1,6 @@
 """The cmdstanpy engine against a real CmdStan: finding it, caching, quiet, interrupts, equality.
 
-Most tests drive the engine layer (framework_stan.engine_cmdstanpy) with tiny Stan programs, so
+Most tests drive the engine layer (framework_stan.engine_cmdstanpy) with one tiny Stan program, so
 they prove the engine itself whatever the generated programs look like; the end-to-end runs
 through `framework.run` are at the bottom. Without CmdStan (CMDSTAN unset, no ~/.cmdstan) the
 tests that need one skip with the reason; `.ci/run` assembles CmdStan 2.35.0 and sets CMDSTAN.
@@ -38,22 +38,28 @@ needs_both = pytest.mark.skipif(
     reason=f"needs CmdStan and pystan: {cmdstan_reason or pystan_reason}",
 )
 
+# The one program of the engine-layer tests, so each engine compiles one program for them: a
+# normal model, and with `warn` set (and no data) a term that gives normal_lpdf a scale of 0
+# whenever a proposal has s < 1: Stan rejects those with an "Informational Message"
+# (non-fatal), as a full centred fit does early in warmup.
 NORMAL = """
-data { int<lower=0> N; vector[N] y; }
-parameters { real mu; real<lower=0> sigma; }
-model { mu ~ normal(0, 10); sigma ~ normal(0, 5); y ~ normal(mu, sigma); }
-"""
-# Proposals with s < 1 give normal_lpdf a scale of 0: Stan rejects them with an
-# "Informational Message" (non-fatal), as a full centred fit does early in warmup.
-WARNS = """
-parameters { real<lower=0> s; }
-model { s ~ normal(0, 3); target += normal_lpdf(1 | 0, fmax(s - 1, 0)); }
+data { int<lower=0> N; vector[N] y; int<lower=0, upper=1> warn; }
+parameters { real mu; real<lower=0> sigma; real<lower=0> s; }
+model {
+  mu ~ normal(0, 10); sigma ~ normal(0, 5); y ~ normal(mu, sigma); s ~ normal(0, 3);
+  if (warn) target += normal_lpdf(1 | 0, fmax(s - 1, 0));
+}
 """
 
 
 def normal_data(n: int = 50, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    return {"N": n, "y": rng.normal(3.0, 2.0, n).tolist()}
+    return {"N": n, "y": rng.normal(3.0, 2.0, n).tolist(), "warn": 0}
+
+
+def warns_data() -> dict:
+    """NORMAL's data for a run that Stan's non-fatal warnings interrupt."""
+    return {"N": 0, "y": [], "warn": 1}
 
 
 def settings(chains=2, warmup=300, draws=300, seed=1234):
@@ -235,7 +241,9 @@ def engine(monkeypatch):
 @needs_cmdstan
 def test_run_samples_reports_and_records_stan_warnings(engine):
     problem = Problem()
-    fit, attrs = engine.run(problem, settings(), OPTIONS, WARNS, {}, {"engine": "cmdstanpy"})
+    fit, attrs = engine.run(
+        problem, settings(), OPTIONS, NORMAL, warns_data(), {"engine": "cmdstanpy"}
+    )
     assert attrs["sampler_warnings"] > 0, problem.lines
     assert "Scale parameter is 0" in attrs["sampler_warning_first"]
     summaries = [line for line in problem.lines if "non-fatal warning" in line]
@@ -256,14 +264,14 @@ QUIET_SCRIPT = textwrap.dedent(
     import logging, sys
     from types import SimpleNamespace
     sys.path.insert(0, {tests!r})
-    from test_cmdstanpy_engine import NORMAL, WARNS, OPTIONS, Problem, normal_data, settings
+    from test_cmdstanpy_engine import NORMAL, OPTIONS, Problem, normal_data, settings, warns_data
     import cmdstanpy
     if {user_logging}:
         logging.basicConfig(level=logging.DEBUG)  # a user's root handler must stay quiet too
     from framework_stan import engine_cmdstanpy as e
     e.io_cmdstanpy.to_posterior = lambda fit, p, s, attrs: attrs
     quiet = {quiet}
-    for program, data in [(WARNS, {{}}), (NORMAL, normal_data()), (WARNS, {{}})]:
+    for program, data in [(NORMAL, warns_data()), (NORMAL, normal_data()), (NORMAL, warns_data())]:
         p = Problem(quiet=quiet)
         if not quiet:
             p.progress = lambda line: print("progress:", line, file=sys.stderr)
@@ -298,7 +306,7 @@ def test_console_follows_verbosity_in_every_call_order(quiet, user_logging):
         assert during == [], proc.stderr
     else:
         assert all(line.startswith("progress: ") for line in during), proc.stderr
-        assert sum("non-fatal warning" in line for line in during) == 2  # once per WARNS run
+        assert sum("non-fatal warning" in line for line in during) == 2  # once per warns run
     assert not any(
         "Scale parameter is 0, but must be positive!" in line
         for line in during
@@ -440,7 +448,8 @@ def test_pystan_counts_stan_warnings_and_notes_the_auto_fallback(monkeypatch, tm
     monkeypatch.setenv("CMDSTAN", str(tmp_path / "gone"))
     problem = Problem()
     auto = {**OPTIONS, "engine": "auto"}
-    attrs = engine_pystan.run(problem, settings(seed=secrets.randbelow(2**31)), auto, WARNS, {}, {})
+    s = settings(seed=secrets.randbelow(2**31))
+    attrs = engine_pystan.run(problem, s, auto, NORMAL, warns_data(), {})
     assert (
         attrs["sampler_warnings"] > 0 and "Scale parameter is 0" in attrs["sampler_warning_first"]
     )

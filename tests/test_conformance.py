@@ -49,14 +49,29 @@ class TestStanConformance(BackendConformance):
     options = {"engine": "pystan"}
     skip_if_missing = True
 
+    def variants(self) -> list[Variant]:
+        every = super().variants()
+        if not _cmdstan_found():
+            return every  # pystan is the only engine here: every program through it
+        # With CmdStan the class below runs every variant. pystan (~1.5 min a compile on CI)
+        # runs the programs other pystan tests compile anyway: the marginal ones (the README's
+        # rainfall run, test_stan_backend), full centred (test_progress) and the correlated full
+        # ones (test_stan_backend's fits), so the independent non-centred one is left to CmdStan.
+        independent_nc = Variant("full", "non_centred", SUITE_CASES[0])
+        correlated_nc = Variant("full", "non_centred", SUITE_CASES[1])
+        return [v for v in every if v != independent_nc] + [correlated_nc]
+
 
 @pytest.mark.skipif(
     not _cmdstan_found(), reason="no CmdStan here (set CMDSTAN; CI assembles one): " + _CMDSTAN_WHY
 )
 class TestStanCmdstanpyConformance(TestStanConformance):
-    """The same suite through cmdstanpy and a real CmdStan."""
+    """The same suite through cmdstanpy and a real CmdStan: every variant."""
 
     options = {"engine": "cmdstanpy"}
+
+    def variants(self) -> list[Variant]:
+        return BackendConformance.variants(self)
 
 
 class TestPymcConformance(BackendConformance):

@@ -45,9 +45,9 @@ def lme4_name(term: str) -> str:
     return ":".join(part.replace("[", "").replace("]", "") for part in term.split(":"))
 
 
-@pytest.fixture(scope="module", params=DATASETS)
-def fitted(request, tmp_path_factory):
-    ref = json.loads((REFERENCE / f"{request.param}.json").read_text())
+def spec_for(name: str) -> tuple[dict, dict]:
+    """(lme4's reference, the spec that fits its data as lme4 does, with wide priors)."""
+    ref = json.loads((REFERENCE / f"{name}.json").read_text())
     model = {
         "formula": ref["formula"],
         "priors": {
@@ -62,12 +62,18 @@ def fitted(request, tmp_path_factory):
             col: {"reference": info["reference_level"]} for col, info in ref["categorical"].items()
         }
     spec = {
-        "name": request.param,
+        "name": name,
         "data": {"path": str(REFERENCE / ref["csv"])},
         "model": model,
         "sampler": {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 11},
         "output": {"plots": False},
     }
+    return ref, spec
+
+
+@pytest.fixture(scope="module", params=DATASETS)
+def fitted(request, tmp_path_factory):
+    ref, spec = spec_for(request.param)
     path = tmp_path_factory.mktemp(request.param) / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return ref, framework.run(path, write=False)

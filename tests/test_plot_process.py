@@ -73,6 +73,16 @@ FAILING = {
             "sys.stdout.buffer.write(pickle.dumps(('error', 'Traceback: boom')))",
         ),
     ),  # fmt: skip
+    # Silent for 30 s, then claims success without drawing: only the wait's limit (2 s below)
+    # makes the main process kill it and draw the plots.
+    "hangs": (
+        "command",
+        (
+            "-c",
+            "import pickle, sys, time; sys.stdin.buffer.read(); time.sleep(30); "
+            "sys.stdout.buffer.write(pickle.dumps(('ok', [])))",
+        ),
+    ),  # fmt: skip
 }
 
 
@@ -81,6 +91,7 @@ def test_a_worker_that_cannot_draw_leaves_the_plots_to_the_main_process(
     tmp_path, fake, inline_draws, monkeypatch, how
 ):
     kind, value = FAILING[how]
+    monkeypatch.setattr(plot_process, "WAIT_SECONDS", 2.0)
     if kind == "executable":
         monkeypatch.setattr(sys, "executable", value)
     else:

@@ -205,8 +205,7 @@ def summarise(prepared: Prepared, idata) -> RunResult:
             **{k: v for k, v in recovery.attrs.items()},
         }
     forecasts = forecast_table(idata, model, spec.forecasts)
-    if not prepared.problem.group_draws and COEF in idata.posterior:
-        # Method full sampled them (its estimates and diagnostics used them); the file omits them.
+    if coef_left_out(prepared, idata):
         del idata.posterior[COEF]
     return RunResult(
         spec=spec,
@@ -221,6 +220,21 @@ def summarise(prepared: Prepared, idata) -> RunResult:
     )
 
 
+def coef_left_out(prepared: Prepared, idata) -> bool:
+    """Method full sampled coef (its estimates and diagnostics use them); the file omits them."""
+    return not prepared.problem.group_draws and COEF in idata.posterior
+
+
+def as_written(prepared: Prepared, idata):
+    """The posterior as posterior.nc holds it (summarise leaves `idata` so; this shares its arrays)."""
+    if not coef_left_out(prepared, idata):
+        return idata
+    from .backends.posterior_groups import Posterior
+
+    groups = {name: idata[name] for name in idata.groups()}
+    return Posterior(**groups | {"posterior": idata.posterior.drop_vars(COEF)})
+
+
 def run(
     spec: Spec | str | Path,
     overrides=(),
@@ -230,7 +244,7 @@ def run(
 ) -> RunResult:
     """Run a spec end to end; with `write`, the outputs land atomically in the run directory."""
     from .results.plot_process import PlotWorker
-    from .results.run_directory import atomic_directory, write_run
+    from .results.run_directory import PosteriorWriter, atomic_directory, write_run
 
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)
@@ -251,10 +265,15 @@ def run(
             idata = fit(prepared)
             if plot_worker is not None:  # hyperparameters.png is drawn while we summarise
                 plot_worker.draw_early(idata, prepared.model, prepared.dataset.truth)
-            result = summarise(prepared, idata)
-            result.diagnostics["timings"]["total"] = time.perf_counter() - t0
             with atomic_directory(target, spec, where) as tmp:
-                write_run(tmp, result, plot_worker)
+                # posterior.nc is written by a thread while the estimates are computed
+                posterior = PosteriorWriter(tmp, as_written(prepared, idata))
+                try:
+                    result = summarise(prepared, idata)
+                    result.diagnostics["timings"]["total"] = time.perf_counter() - t0
+                    write_run(tmp, result, plot_worker, posterior)
+                finally:
+                    posterior.close()  # before a failed run's folder is removed
         finally:
             if plot_worker is not None:  # a failed or interrupted run: it is not left behind
                 plot_worker.close()

@@ -346,7 +346,11 @@ def _forecast(args) -> int:
         column, sep, value = item.partition("=")
         if not sep or not column.strip() or not value.strip():
             raise UserError(f"--at {item}: write COLUMN=VALUE, e.g. --at x=16 or --at trt=b")
+        if column.strip() in at:  # the last one would win silently
+            raise UserError(f"--at {item}: {column.strip()!r} is given twice; give it once")
         at[column.strip()] = value.strip()
+    if not args.group.strip():  # no group in the data has an empty label
+        raise UserError("--group: the label is empty; give a group label as in the data")
     idata, model = read_run(args.run_dir)
     if not args.x and not at and predictors(model):
         raise UserError(

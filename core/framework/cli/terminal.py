@@ -77,6 +77,8 @@ def _cell(fmt: str, value) -> str:
     if not isinstance(value, float) or not np.isfinite(value):
         return safe_text(value)
     text = fmt.format(value)
+    if value and text.lstrip("-").strip("0.") == "":  # 3e-06 is not 0.000: data on a tiny scale
+        return f"{value:.3g}"
     return f"{value:.6g}" if len(text) > 15 and abs(value) >= 1e9 else text  # not 300 digits
 
 

@@ -162,6 +162,14 @@ def scan_values(path: Path, wanted: Wanted) -> _Scan:
             for c in open_
             if c in wanted.categorical or not any(f(schema.field(c).type) for f in numeric_type)
         ]
+        for c in open_:  # a date would become one level per day, silently
+            if pa.types.is_temporal(schema.field(c).type) and c not in wanted.categorical:
+                raise DataError(
+                    f"{path}: column {c!r} ({wanted.field(c)}) holds dates or times "
+                    f"({schema.field(c).type}); a formula takes numbers or labels: add a numeric "
+                    "column (e.g. days since the first date), or declare it in model.categorical "
+                    "to make each value a level"
+                )
     scan = _Scan(open_, wanted)
     if open_:
         batches, _ = record_batches(path, {c: wanted.field(c) for c in open_}, text=open_)

@@ -9,10 +9,11 @@ from ..errors import DataError
 from ..model.formula import parse_formula
 from ..model.model import Model
 from ..model.model import build_model as model_from_formula
+from ..model.prior_scale import prior_scale_warnings
 from ..model.terms import Column
 from ..spec.load import Spec
 from ..spec.model_spec import build_model, categorical_columns
-from .columns import Wanted, scan_files
+from .columns import Wanted, null_texts, scan_files
 from .dataset import Dataset
 from .simulate import simulate, simulated_columns
 from .sources import data_files
@@ -68,6 +69,26 @@ def load(spec: Spec, keep_rows: bool | int = True) -> tuple[Model, Dataset]:
     `keep_rows` as in `read_table`: True, False, or keep at most that many rows
     (engine dask keeps none: its client never receives rows).
     """
+    model, dataset = _load(spec, keep_rows)
+    if spec.data.simulate is None:  # simulated labels are the spec's (and need no pyarrow)
+        dataset.warnings.extend(_missing_like_labels(dataset))
+    dataset.warnings.extend(prior_scale_warnings(model, dataset.stats))
+    return model, dataset
+
+
+def _missing_like_labels(dataset: Dataset) -> list[str]:
+    """Group labels that read as missing values elsewhere (R writes NA): fitted as a group."""
+    found = sorted(null_texts().intersection(dataset.labels))
+    if not found:
+        return []
+    return [
+        f"the group label(s) {', '.join(map(repr, found))} of column {dataset.group!r} mean "
+        "a missing value in number columns, but here they are fitted as a group of their own; "
+        "if those rows have no group, remove them"
+    ]
+
+
+def _load(spec: Spec, keep_rows: bool | int) -> tuple[Model, Dataset]:
     if spec.data.engine == "dask":
         return _load_on_dask(spec, keep_rows)
     model = build_model(spec, scan(spec))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,11 @@ class Reduced:
         return h.hexdigest()
 
 
+# '2,5' or '-1234,75': a number with a decimal comma, as spreadsheets in many locales export it
+# ('1,000' may be a thousands separator: three digits after the comma are left alone).
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
+
+
 def _merge_stats(a: GroupStats | None, b: GroupStats | None, index: np.ndarray, n: int):
     if b is None:
         return None if a is None else a.grow(n)
@@ -129,6 +135,8 @@ def finish(r: Reduced, wanted: Wanted, missing: str, source: str) -> Dataset:
                 if field != "model.formula" or name == wanted.response
                 else f"declare {name!r} categorical in the spec if its values are labels"
             )
+            if all(_DECIMAL_COMMA.match(e.strip("'")) for e in found.examples):
+                fix = "save the numbers with a decimal point (2.5, not 2,5)"
             raise DataError(
                 f"{_first(r, found)}: column {name!r} ({field}) must be numeric, but "
                 f"{found.count} value(s) are not (e.g. {', '.join(found.examples)}; "

@@ -20,10 +20,11 @@ from itertools import combinations
 MAX_FORMULA = 2_000  # characters; a formula is a line, not a program
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)|`(?P<quoted>[^`]+)`|(?P<num>\d+(?:\.\d*)?)"
+    r"\s*(?:(?P<name>(?:[^\W\d]|\.)[\w.]*)|`(?P<quoted>[^`]+)`|(?P<num>\d+(?:\.\d*)?)"
     r"|(?P<op>\|\||[~+\-*:()|/]))"
 )
-_IDENTIFIER = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+# As R's syntactic names: letters of any script (Größe), digits, '.' and '_', not a digit first.
+_IDENTIFIER = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")
 
 
 class FormulaError(ValueError):

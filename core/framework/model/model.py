@@ -212,7 +212,11 @@ def build_model(
             "block: write (1 + x | g) for correlated or (1 + x || g) for independent effects",
         )
     block = parsed.blocks[0]
-    if parsed.response in (block.group, *(c for t in parsed.terms for c in t)):
+    if parsed.response == block.group:
+        raise ModelError(
+            where, f"groups by its response '{parsed.response}'; group by another column"
+        )
+    if parsed.response in (c for t in parsed.terms for c in t):
         raise ModelError(where, f"uses the response '{parsed.response}' as a predictor too")
     if block.group in {c for t in parsed.terms for c in t}:
         raise ModelError(where, f"uses the grouping column '{block.group}' as a predictor too")

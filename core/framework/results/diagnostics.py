@@ -39,12 +39,12 @@ def diagnose(idata, model, max_treedepth: int | None = None) -> dict:
         )
     elif not max_rhat <= RHAT_MAX:
         problems.append(
-            f"R-hat {max_rhat:.3f} > {RHAT_MAX} at {_name_of(parameters, 'r_hat', max_rhat)} "
+            f"R-hat {_past(max_rhat, RHAT_MAX)} > {RHAT_MAX} at {_name_of(parameters, 'r_hat', max_rhat)} "
             "(chains disagree: run longer or check the model)"
         )
     if draws >= convergence.MIN_DRAWS and not min(min_bulk, min_tail) >= ESS_MIN:
         problems.append(
-            f"min ESS {min(min_bulk, min_tail):.0f} < {ESS_MIN} (too few effective draws: raise sampler.draws)"
+            f"min ESS {np.floor(min(min_bulk, min_tail)):.0f} < {ESS_MIN} (too few effective draws: raise sampler.draws)"
         )
     if divergences:
         problems.append(
@@ -104,6 +104,14 @@ def _group_coefficients(idata, model) -> dict:
             "worst_group": labels[worst],
         }
     return out
+
+
+def _past(value: float, limit: float) -> str:
+    """`value` (> limit) to 3 decimals, or as many more as it takes not to print the limit itself."""
+    for digits in range(3, 8):
+        if round(value, digits) > limit:
+            return f"{value:.{digits}f}"
+    return f"{value:.8f}"
 
 
 def _name_of(parameters: dict, key: str, value: float) -> str:

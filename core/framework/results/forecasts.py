@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ..data.columns import as_number_text
 from ..errors import UserError
 from ..model.statistics import LARGEST_VALUE
 from .estimates import flat_draws
@@ -53,6 +54,10 @@ def _resolve(model, values: dict, group: str) -> list[tuple[str, str, object]]:
         column = key
         if key not in names and key == X_ALIAS:
             numeric = [c for c in names if not model.columns[c].categorical]
+            if not names:
+                raise UserError(
+                    f"{where}: the model has no predictors, so 'x' has no column; leave x out"
+                )
             if len(names) != 1 or len(numeric) != 1:
                 raise UserError(
                     f"{where}: 'x' stands for the predictor of a one-predictor model; this "
@@ -231,6 +236,11 @@ def near_label(group: str, labels) -> str | None:
         return folded[key]
     if len(folded) > NEAR_SEARCH_MAX:
         return None
+    number = as_number_text(group)  # the same number written otherwise: 01 or 1.0 for '1'
+    if number is not None:
+        same = [label for label in labels if as_number_text(label) == number]
+        if same:
+            return same[0]
     close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.75)
     return folded[close[0]] if close else None
 

@@ -125,6 +125,9 @@ def pooled_series_quantiles(u, slope, var, zty, probs):
     return centre, spread, quantiles, proven
 
 
+# Newton on a series far outside its range can run off to huge w (He_6(w) overflows): those
+# groups are left unproven and solved exactly, so numpy's overflow warnings are noise there.
+@np.errstate(over="ignore", invalid="ignore")
 def solve_series(series, remainder, centre, var_s, v_low, spread, probs):
     """Solve the series CDF = p per group; proven where the remainder bound keeps it in tolerance.
 

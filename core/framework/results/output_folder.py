@@ -153,6 +153,9 @@ def claimed(target: Path, spec=None, where: str = "output.dir"):
     lock_path = target.parent / f".{target.name}.lock"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        # filelock reports a lock file it cannot create (/proc, a read-only folder) as held by
+        # another process: create it first, so that failure is named as what it is.
+        os.close(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666))
         lock = FileLock(str(lock_path), timeout=0)
         lock.acquire()
     except Timeout:

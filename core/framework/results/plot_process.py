@@ -29,6 +29,10 @@ import warnings
 # found only through the main process's own sys.path edits fails to import there, and
 # the plots are drawn inline.
 COMMAND = ("-P", "-m", "framework.results.plot_process")
+# How long the main process waits for the figures once the rest of the run is written. Its
+# first import of matplotlib on a fresh machine builds the font cache (seconds to tens of
+# seconds); a worker still silent after this is taken as hung and the plots are drawn inline.
+WAIT_SECONDS = 120.0
 
 
 class PlotWorker:
@@ -78,9 +82,13 @@ class PlotWorker:
 
     def wait(self) -> bool:
         """Whether the worker drew every figure; its warnings are issued here, as inline."""
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()  # (already closed by send, unless that failed)
+        self.proc.stdin = None  # so communicate() leaves it alone
         try:
-            status, detail = pickle.load(self.proc.stdout)
-        except Exception:  # it died before answering in full
+            answer, _ = self.proc.communicate(timeout=WAIT_SECONDS)
+            status, detail = pickle.loads(answer)
+        except Exception:  # it died before answering in full, or hangs
             status, detail = "died", None
         self.close()
         if status != "ok":
@@ -95,7 +103,7 @@ class PlotWorker:
             self.proc.kill()
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # None after wait
                 stream.close()
 
 

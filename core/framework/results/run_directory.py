@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import yaml
@@ -87,20 +88,65 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_run(folder: Path, result, plot_worker=None) -> None:
-    """Write every output of a finished run into `folder`; a PlotWorker, if given, draws the PNGs."""
+class PosteriorWriter:
+    """posterior.nc written into `folder` by a thread, while the run computes its tables.
+
+    h5py releases the GIL inside HDF5, as zlib (netcdf_chunks) and numpy's large
+    operations do, so the write overlaps the summary. `wait` re-raises the thread's exception in the
+    caller, as a write in the caller would have; `close` only waits, so a failed run's
+    folder is removed after the thread has stopped writing into it.
+    """
+
+    def __init__(self, folder: Path, idata):
+        size = idata.nbytes
+        output_folder.check_space(
+            folder, size
+        )  # before HDF5 starts, which fails badly on a full disk
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._write, args=(folder, idata, size), name="posterior.nc"
+        )
+        self._thread.start()
+
+    def _write(self, folder: Path, idata, size: int) -> None:
+        try:
+            write_posterior(folder, idata, size)
+        except BaseException as exc:  # handed to the caller by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until posterior.nc is written; its error, if any, raised here."""
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        self._thread.join()
+
+
+def write_posterior(folder: Path, idata, size: int) -> None:
     # Compression costs ~5x the write time for ~12% less disk: large posteriors are written raw.
+    idata.to_netcdf(folder / "posterior.nc", compress=size < COMPRESS_BELOW)
+
+
+def write_run(folder: Path, result, plot_worker=None, posterior: PosteriorWriter | None = None):
+    """Write every output of a finished run into `folder`; a PlotWorker, if given, draws the PNGs.
+
+    With a PosteriorWriter, posterior.nc is its business: waited for, not written again.
+    """
     size = result.idata.nbytes
-    output_folder.check_space(folder, size)
+    if posterior is None:
+        output_folder.check_space(folder, size)
     if not result.spec.output.plots:
-        _write_tables(folder, result, size)
+        _write_tables(folder, result, size, posterior)
         return
     from .figure_data import gather
 
     figures = gather(result.idata, result.model, result.estimates, result.dataset.truth)
     try:
         drawing = plot_worker is not None and plot_worker.send(figures, folder)
-        _write_tables(folder, result, size)  # while the worker draws
+        _write_tables(folder, result, size, posterior)  # while the worker draws
         drawn = drawing and plot_worker.wait()
     finally:
         if plot_worker is not None:
@@ -111,8 +157,9 @@ def write_run(folder: Path, result, plot_worker=None) -> None:
         draw_plots(figures, folder)
 
 
-def _write_tables(folder: Path, result, size: int) -> None:
-    result.idata.to_netcdf(folder / "posterior.nc", compress=size < COMPRESS_BELOW)
+def _write_tables(folder: Path, result, size: int, posterior: PosteriorWriter | None) -> None:
+    if posterior is None:
+        write_posterior(folder, result.idata, size)
     # Labels come from the user's data: cells a spreadsheet would run are quoted (csv_cells).
     write_csv(result.estimates, folder / "estimates.csv")
     write_csv(result.hyperparameters, folder / "hyperparameters.csv")
@@ -125,6 +172,8 @@ def _write_tables(folder: Path, result, size: int) -> None:
     (folder / "spec.yaml").write_text(
         yaml.safe_dump(saved_spec(result), sort_keys=False, allow_unicode=True)
     )
+    if posterior is not None:
+        posterior.wait()
 
 
 def saved_spec(result) -> dict:

@@ -74,6 +74,9 @@ class Forecast(_Strict):
         names = list(predictors)
         if self.x is not None:
             only = predictors[names[0]] if len(names) == 1 else None
+            if not names:
+                text = "has no column to set: the model has no predictors; write at: {} instead"
+                return [ModelError(self.path("x"), text)]
             if len(names) != 1 or (only is not None and only.categorical):
                 return [
                     ModelError(

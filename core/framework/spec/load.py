@@ -157,9 +157,9 @@ def _check_data_path(data_path: Path, where: str) -> list[str]:
             f"{where}: {data_path} is {'a folder' if data_path.is_dir() else 'not a regular file'}; give a CSV or Parquet file"
         ]
     if data_path.suffix.lower() not in DATA_SUFFIXES:
-        return [
-            f"{where}: {data_path.name} is neither .csv nor .parquet; export it as CSV or Parquet"
-        ]
+        packed = data_path.suffix.lower() in (".gz", ".bz2", ".xz", ".zst", ".zip")
+        fix = "decompress it first" if packed else "export it as CSV or Parquet"
+        return [f"{where}: {data_path.name} is neither .csv nor .parquet; {fix}"]
     if not os.access(data_path, os.R_OK):
         return [f"{where}: {data_path} cannot be read (permission denied); check its permissions"]
     return []
@@ -200,6 +200,12 @@ def _output_refusal(spec: Spec, where: str) -> list[str]:
     return [f"{where}: {reason}"] if reason else []
 
 
+def _index_hint(count: int) -> str:
+    """What a --set may index in a list of `count` items."""
+    change = f"0 to {count - 1} changes an item, " if count else ""
+    return f"{change}{count} adds one"
+
+
 def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None = None) -> dict:
     """Apply `a.b.c=value` overrides; values are read as YAML scalars (ints, floats, text)."""
     for item in overrides:
@@ -216,10 +222,16 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
+                # The index just past the end adds an item: `--set forecasts.0.x=16` on a spec
+                # without forecasts starts the list.
+                if not part.isdigit() or int(part) > len(node):
                     raise SpecError(
-                        f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list"
+                        f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list, "
+                        f"which has {len(node)} item(s); {_index_hint(len(node))}"
                     )
+                if int(part) == len(node):
+                    created = min(created, i)
+                    node.append({})
                 if last:
                     node[int(part)] = value
                 else:
@@ -230,7 +242,8 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
                 if last:
                     node[part] = value
                 else:
-                    node = node.setdefault(part, {})
+                    # A missing key followed by an index is a list (forecasts.0.group).
+                    node = node.setdefault(part, [] if parts[i + 1].isdigit() else {})
             else:
                 above = ".".join(parts[:i])
                 raise SpecError(

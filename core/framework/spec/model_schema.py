@@ -197,6 +197,12 @@ class ModelSpec(Strict):
         object.__setattr__(self, "response", parsed.response)
         object.__setattr__(self, "group", parsed.blocks[0].group if parsed.blocks else None)
         for col, _ in self.categorical.items():
+            if col == self.group:  # its values are labels whatever they look like
+                raise at_path(
+                    ("categorical", col),
+                    f"'{col}' is the grouping column, whose values are always read as labels; "
+                    "remove it",
+                )
             if col not in parsed.columns() or col in (parsed.response, self.group):
                 raise at_path(
                     ("categorical", col),

@@ -26,6 +26,10 @@ class _Strict(Strict):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 
+# Simulated rows are held in memory (y, the design and the codes: ~40 bytes a row and more).
+MAX_SIMULATED_ROWS = 10_000_000
+
+
 class XRange(_Strict):
     """Evenly spaced x values: start, start + step, ... up to and including stop."""
 
@@ -192,6 +196,14 @@ class Simulate(_Strict):
             )
         if self.x is None and self.rows_per_group is None:
             raise ValueError("needs rows_per_group (rows simulated in each group) with columns")
+        groups = self.groups if isinstance(self.groups, int) else len(self.groups)
+        per_group = self.rows_per_group or len(self.x_values())
+        if groups * per_group > MAX_SIMULATED_ROWS:  # once a MemoryError, exit 1
+            raise ValueError(
+                f"would simulate {groups * per_group:,} rows ({groups:,} groups x {per_group:,}), "
+                f"more than the {MAX_SIMULATED_ROWS:,} held in memory; simulate fewer, or read "
+                "the data from files (data.path), which are reduced as they are read"
+            )
         return self
 
     def labels(self) -> list[str]:
