@@ -249,9 +249,15 @@ def _check_columns(
         )
     for name, field_path in wanted.items():
         if name not in columns:
+            spaced = [c for c in columns if c != name and c.strip() == name.strip()]
             close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
             close = close or [c for c in columns if c.strip().lower() == name.strip().lower()][:1]
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            if spaced:  # spreadsheets keep the spaces typed around a header name
+                hint = (
+                    f"; the header has {spaced[0]!r}, with spaces around the name: remove them "
+                    "from the file's header line"
+                )
             if delimiter and len(columns) == 1:
                 other = next(
                     (d for d in (";", "\t", "|") if d in columns[0] and d != delimiter), None
