@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = ("normal", "uniform")  # the default priors' families
@@ -124,13 +123,9 @@ def compile_one(engine: str, key: str) -> None:
     """Build one program into the project's cache as the engine's runs would."""
     text = code(key)
     if engine == "cmdstanpy":
-        from framework_stan import engine_cmdstanpy, engines
-        from framework_stan.interrupt import ProcessStop
+        from stan_log_density import cmdstanpy_model
 
-        install = engines.locate_cmdstan()
-        quiet = SimpleNamespace(report=lambda message: None)
-        with engines.cmdstan_at(install.path):
-            engine_cmdstanpy.compile_model(quiet, install, text, ProcessStop())
+        cmdstanpy_model(text)
         return
     from framework_stan import engine_pystan, engines, stanc
 

@@ -54,7 +54,8 @@ def _pystan(code: str, data: dict) -> LogDensity:
     return log_prob
 
 
-def _cmdstanpy(code: str, data: dict) -> LogDensity:
+def cmdstanpy_model(code: str):
+    """(CmdStanModel, the CmdStan install) for `code`, compiled into the cache as a fit would."""
     from framework_stan import engine_cmdstanpy
     from framework_stan.interrupt import ProcessStop
 
@@ -62,6 +63,11 @@ def _cmdstanpy(code: str, data: dict) -> LogDensity:
     quiet = SimpleNamespace(report=lambda message: None)
     with engines.cmdstan_at(install.path):
         model, _ = engine_cmdstanpy.compile_model(quiet, install, code, ProcessStop())
+    return model, install
+
+
+def _cmdstanpy(code: str, data: dict) -> LogDensity:
+    model, install = cmdstanpy_model(code)
 
     def log_prob(values: dict) -> float:
         # CmdStan's log_prob method takes constrained values; 18 significant digits: the

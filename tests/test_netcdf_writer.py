@@ -498,6 +498,37 @@ def test_a_failed_summary_removes_the_folder_only_after_the_background_write(
     assert _unchanged(target, before)
 
 
+def test_a_second_ctrl_c_still_waits_for_the_background_write(earlier_run, monkeypatch):
+    # The first Ctrl-C fails the summary; a second one lands while the run waits for the
+    # writer: the folder must still outlive the write, then the interrupt goes on.
+    to_netcdf, finished = Posterior.to_netcdf, []
+
+    def slow(self, path, compress=True):
+        time.sleep(0.5)
+        to_netcdf(self, path, compress)
+        finished.append(Path(path).is_file())
+
+    def interrupted_summary(prepared, idata):
+        raise KeyboardInterrupt
+
+    join, calls = threading.Thread.join, []
+
+    def join_interrupted_once(self, timeout=None):
+        if self.name == "posterior.nc" and not calls:
+            calls.append(self)
+            raise KeyboardInterrupt  # the second Ctrl-C
+        return join(self, timeout)
+
+    monkeypatch.setattr(Posterior, "to_netcdf", slow)
+    monkeypatch.setattr(runner, "summarise", interrupted_summary)
+    monkeypatch.setattr(threading.Thread, "join", join_interrupted_once)
+    target, before = earlier_run
+    with pytest.raises(KeyboardInterrupt):
+        framework.run(VALID, [*FAKE, "sampler.seed=2"], output_dir=target)
+    assert calls and finished == [True]
+    assert _unchanged(target, before)
+
+
 def test_a_variable_beyond_hdf5s_chunk_cache_is_left_to_its_filter(tmp_path, monkeypatch, stored):
     # HDF5 writes such a dataset's chunks as its cache evicts them, out of C order: the
     # file stays the same only if HDF5's filter writes them (10 MiB > the 8 MiB cache).

@@ -60,8 +60,10 @@ def start(pool: ThreadPoolExecutor, data: np.ndarray, fillvalue) -> Compressed |
     """Start compressing `data` as h5py would chunk it, or None when HDF5's filter must do it."""
     if data.size == 0 or not data.ndim or not data.dtype.isnative or data.dtype.kind not in "biuf":
         return None
-    from h5py._hl.filters import guess_chunk  # what h5py picks for chunks=None with compression
-
+    try:  # private: what h5py picks for chunks=None with compression; else HDF5's filter
+        from h5py._hl.filters import guess_chunk
+    except ImportError:
+        return None
     return Compressed(pool, data, tuple(guess_chunk(data.shape, None, data.itemsize)), fillvalue)
 
 

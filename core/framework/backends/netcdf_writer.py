@@ -122,8 +122,11 @@ def _write_group(
         )
         for key, value in v.attrs.items():
             var.attrs[key] = value
-        chunks = compressed[v.name]  # h5netcdf's Variable keeps its h5py Dataset as _h5ds
-        if chunks is None or not chunks.store(var._h5ds, v.data):
+        chunks = compressed[v.name]
+        # h5netcdf's Variable keeps its h5py Dataset as _h5ds (private: another h5netcdf may
+        # not have it). Looked up only for these: opening it changes the file's bytes.
+        h5ds = None if chunks is None else getattr(var, "_h5ds", None)
+        if h5ds is None or not chunks.store(h5ds, v.data):
             var[...] = v.data  # HDF5's own filter, if any, compresses
 
 

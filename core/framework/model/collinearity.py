@@ -45,19 +45,21 @@ def collinear_terms(model: Model, gram: np.ndarray, rows: float) -> list[str]:
     return [names[i] for i in sorted(involved)]
 
 
-def constant_within_groups(model: Model, within: np.ndarray) -> list[str]:
+def constant_within_groups(model: Model, within: np.ndarray, gram: np.ndarray) -> list[str]:
     """Group terms beside a group intercept whose columns never vary inside a group.
 
-    `within` is the cross-product matrix of the design columns centred per group. Such a
-    term's group deviation adds a constant to each group, exactly as the intercept's does,
-    so the two cannot be told apart (lme4: a singular fit).
+    `within` is the cross-product matrix of the design columns centred per group, `gram`
+    the raw one. Such a term's group deviation adds a constant to each group, exactly as
+    the intercept's does, so the two cannot be told apart (lme4: a singular fit). A column
+    read from text keeps rounding noise of ~1e-32 of its size in its centred sums, so a
+    column counts as constant below 1e-12 of its own size (another column's scale says
+    nothing about it).
     """
     names = model.group_term_names
     if INTERCEPT not in names:
         return []
-    scale = max(float(np.abs(np.diag(within)).max()), 1e-300)
     return [
         name
         for name, i in zip(names, model.group_term_index, strict=True)
-        if name != INTERCEPT and within[i, i] <= 1e-12 * scale
+        if name != INTERCEPT and within[i, i] <= 1e-12 * max(float(gram[i, i]), 1e-300)
     ]

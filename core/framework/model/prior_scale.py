@@ -47,12 +47,12 @@ def prior_scale_warnings(model: Model, stats: GroupStats) -> list[str]:
         out.append(f"model.formula: the terms {', '.join(collinear)} are collinear in the data (a "
                    "combination of their columns is constant), so the data cannot tell their "
                    "coefficients apart and only the prior does; drop one of them, as lme4 would")  # fmt: skip
-    constant = constant_within_groups(model, within[:p, :p])
+    constant = constant_within_groups(model, within[:p, :p], gram[:p, :p])
     if constant:
         out.append(f"model.formula: {', '.join(constant)} never varies within a group of "
                    f"{model.group}, so its group effect cannot be told apart from the intercept's; "
                    f"leave it out of the group term")  # fmt: skip
-    beta = np.linalg.lstsq(gram[:p, :p], gram[:p, p], rcond=None)[0]
+    beta = _least_squares(gram[:p, :p], gram[:p, p])[0]
     for name, value in zip(model.term_names, beta, strict=True):
         if collinear:
             break
@@ -63,8 +63,7 @@ def prior_scale_warnings(model: Model, stats: GroupStats) -> list[str]:
                        f"ignoring the groups), {why}; the prior will pull it: give beta a prior on "
                        f"the data's scale, e.g. beta: {{{_key(name)}: normal(0, {_wider(value)})}}")  # fmt: skip
     if "sigma" in model.family_parameters:
-        b = np.linalg.lstsq(within[:p, :p], within[:p, p], rcond=None)[0]
-        rank = np.linalg.matrix_rank(within[:p, :p])
+        b, rank = _least_squares(within[:p, :p], within[:p, p])
         rss = max(float(within[p, p] - b @ within[:p, p]), 0.0)
         sigma = math.sqrt(rss / max(total - stats.n_groups - rank, 1.0))
         why = _ruled_out(model.prior("sigma"), sigma)
@@ -73,6 +72,19 @@ def prior_scale_warnings(model: Model, stats: GroupStats) -> list[str]:
                        f"within groups), {why}; the prior will pull it: give sigma a prior on the "
                        f"data's scale, e.g. sigma: half_normal({_wider(sigma)})")  # fmt: skip
     return out
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """(x, rank) solving the normal equations a x = b, columns scaled to unit size first.
+
+    Unscaled, a column of sd 1e-5 beside one of sd 1e4 falls below lstsq's cutoff and gets
+    a coefficient of ~0, however large the data make it.
+    """
+    d = np.sqrt(np.clip(np.diag(a), 0.0, None))
+    s = np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
+    scaled = a * s[:, None] * s[None, :]
+    x, _, rank, _ = np.linalg.lstsq(scaled, b * s, rcond=None)
+    return x * s, int(rank)
 
 
 def _ruled_out(prior: Prior, value: float) -> str | None:

@@ -29,9 +29,11 @@ import warnings
 # found only through the main process's own sys.path edits fails to import there, and
 # the plots are drawn inline.
 COMMAND = ("-P", "-m", "framework.results.plot_process")
-# How long the main process waits for the figures once the rest of the run is written. Its
-# first import of matplotlib on a fresh machine builds the font cache (seconds to tens of
-# seconds); a worker still silent after this is taken as hung and the plots are drawn inline.
+# How long the main process waits for the figures once the rest of the run is written (the
+# worker has drawn since the run sampled). Its first import of matplotlib on a fresh machine
+# builds the font cache (seconds to tens of seconds) and a large run's figures take seconds;
+# a worker that has not answered by then is taken as hung, ended, and the plots are drawn
+# inline.
 WAIT_SECONDS = 120.0
 
 

@@ -122,7 +122,16 @@ class PosteriorWriter:
             raise error
 
     def close(self) -> None:
-        self._thread.join()
+        """Wait for the thread, even through a second Ctrl-C (re-raised once it has stopped):
+        the caller removes the folder it writes into."""
+        interrupted = False
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def write_posterior(folder: Path, idata, size: int) -> None:

@@ -7,7 +7,7 @@ import difflib
 import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import ValidationError
 
@@ -200,6 +200,12 @@ def _output_refusal(spec: Spec, where: str) -> list[str]:
     return [f"{where}: {reason}"] if reason else []
 
 
+# The spec's top-level fields that hold lists (forecasts).
+_LIST_FIELDS = frozenset(
+    name for name, info in Spec.model_fields.items() if get_origin(info.annotation) is list
+)
+
+
 def _index_hint(count: int) -> str:
     """What a --set may index in a list of `count` items."""
     change = f"0 to {count - 1} changes an item, " if count else ""
@@ -242,8 +248,10 @@ def apply_overrides(raw: dict, overrides, filename: str, lines: LineMap | None =
                 if last:
                     node[part] = value
                 else:
-                    # A missing key followed by an index is a list (forecasts.0.group).
-                    node = node.setdefault(part, [] if parts[i + 1].isdigit() else {})
+                    # A missing list field of the spec starts as a list (forecasts.0.group);
+                    # anything else as a mapping, whose keys may be digits (a column 2020).
+                    starts_list = i == 0 and part in _LIST_FIELDS and parts[1].isdigit()
+                    node = node.setdefault(part, [] if starts_list else {})
             else:
                 above = ".".join(parts[:i])
                 raise SpecError(

@@ -203,7 +203,7 @@ class ModelSpec(Strict):
                     f"'{col}' is the grouping column, whose values are always read as labels; "
                     "remove it",
                 )
-            if col not in parsed.columns() or col in (parsed.response, self.group):
+            if col not in parsed.columns() or col == parsed.response:
                 raise at_path(
                     ("categorical", col),
                     f"'{col}' is not a predictor of the model; its predictors are: "
