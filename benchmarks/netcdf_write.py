@@ -5,15 +5,8 @@ then times one write: the imports each writer does on first use (xarray's pulls
 in dask and distributed to look for a scheduler) count, as they do in a run.
 Sizes: rainfall (W1, ~110 parameters x 4 chains x 1000 draws) and W2 (~2,005
 parameters: a (4, 1000, 1000, 2) coef array and a few scalars), compressed and
-raw (a run compresses below 8 MiB of draws). Three writers: xarray's, the
-direct writer with HDF5's deflate filter compressing inside h5py (`filter`, the
-direct writer before its chunks were compressed on the cores) and the direct
-writer as a run uses it (`direct`: chunks compressed by zlib in a thread pool,
-stored with write_direct_chunk; a raw file has no chunks, so there the two are
-the same code and their ratio is the noise). Prints median seconds of --repeat
-processes and the ratios xarray / direct and filter / direct, all measured in
-this invocation, interleaved, and whether the filter and direct files are the
-same bytes.
+raw (a run compresses below 8 MiB of draws). Prints median seconds of --repeat
+processes and the ratio xarray / direct, both measured in this invocation.
 
     nice .venv/bin/python benchmarks/netcdf_write.py [--repeat 3]
 """
@@ -22,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from framework.backends.xarray_probes import import_xarray
 from framework import Posterior
-from framework.backends import netcdf_chunks, netcdf_writer
+from framework.backends import netcdf_writer
 
 xr = import_xarray()
 groups, rows = int(sys.argv[1]), int(sys.argv[2])
@@ -68,8 +60,6 @@ constant = xr.Dataset({"X": (("obs", "term"), rng.normal(size=(rows, 2))),
                        "group": ("obs", rng.integers(0, groups, rows))},
                       coords={"obs": np.arange(rows), "term": terms})
 post = Posterior(posterior=posterior, sample_stats=stats, observed_data=observed, constant_data=constant)
-if writer == "filter":
-    netcdf_chunks.start = lambda *args: None  # every chunk through HDF5's deflate filter
 t0 = time.perf_counter()
 if writer == "xarray":
     netcdf_writer.write_with_xarray(dict(post._groups), path, compress)
@@ -97,27 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per cell")
     args = parser.parse_args()
-    load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    print(
-        f"{'workload':<9}{'file':<12}{'MiB':>7}{'xarray s':>10}{'filter s':>10}{'direct s':>10}"
-        f"{'xarray/direct':>15}{'filter/direct':>15}{'same':>6}"
-    )
+    print(f"{'workload':<9}{'file':<12}{'MiB':>7}{'xarray s':>10}{'direct s':>10}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for workload in SIZES:
             for compress in ("compressed", "raw"):
-                seconds = {"xarray": [], "filter": [], "direct": []}
-                for i in range(args.repeat):  # interleaved: all writers see the same machine
-                    for writer in list(seconds)[:: 1 if i % 2 == 0 else -1]:
+                seconds = {"xarray": [], "direct": []}
+                for _ in range(args.repeat):  # interleaved: both writers see the same machine
+                    for writer in seconds:
                         result = measure(workload, writer, compress, Path(tmp))
                         seconds[writer].append(result["seconds"])
-                xa, fi, di = (statistics.median(seconds[w]) for w in seconds)
+                xa, di = (statistics.median(seconds[w]) for w in ("xarray", "direct"))
                 mib = result["bytes"] / 2**20
-                files = [Path(tmp) / f"{workload}-{w}-{compress}.nc" for w in ("filter", "direct")]
-                same = "yes" if files[0].read_bytes() == files[1].read_bytes() else "NO"
                 print(
-                    f"{workload:<9}{compress:<12}{mib:>7.1f}{xa:>10.3f}{fi:>10.3f}{di:>10.3f}"
-                    f"{xa / di:>14.2f}x{fi / di:>14.2f}x{same:>6}"
+                    f"{workload:<9}{compress:<12}{mib:>7.1f}{xa:>10.3f}{di:>10.3f}{xa / di:>7.1f}x"
                 )
 
 

@@ -25,7 +25,7 @@ from xarray.testing import assert_identical
 import framework
 from fake_backend import FakePlugin
 from framework import Posterior, runner
-from framework.backends import netcdf_chunks, netcdf_writer
+from framework.backends import netcdf_writer
 from framework.backends.netcdf_writer import write_netcdf, write_with_xarray
 from framework.errors import UserError
 
@@ -251,7 +251,7 @@ import json, sys
 sys.path.insert(0, {tests!r})
 from test_netcdf_writer import groups
 from framework import Posterior
-from framework.backends import netcdf_chunks, netcdf_writer
+from framework.backends import netcdf_writer
 posterior = Posterior(**groups())
 before = set(sys.modules)
 if sys.argv[2] == "xarray":
@@ -284,7 +284,7 @@ def test_writing_posterior_nc_imports_neither_dask_nor_distributed(tmp_path):
 
 RUN = """
 import json, sys
-from framework.backends import netcdf_chunks, netcdf_writer
+from framework.backends import netcdf_writer
 from framework.cli.main import main
 fell_back, xarrays = [], netcdf_writer.write_with_xarray
 netcdf_writer.write_with_xarray = lambda *args: fell_back.append(args) or xarrays(*args)
@@ -326,105 +326,6 @@ def test_a_framework_run_writes_a_posterior_nc_arviz_reads(tmp_path):
     assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 100
     assert idata.sample_stats["diverging"].dtype == bool
     assert list(idata.posterior["term"].values) == ["Intercept", "year_numeric"]
-
-
-# ---------------------------------------------------------------- chunks compressed on the cores
-
-
-def chunked() -> dict[str, xr.Dataset]:
-    """Variables of several chunks each, with edge chunks on two axes (h5py picks (1, 75, 10, 2))."""
-    rng = np.random.default_rng(3)
-    dims = ("chain", "draw", "group", "term")
-    coef = rng.normal(size=(2, 300, 37, 3))
-    coef[1, 299, 36, 2] = np.nan  # in the last, padded, chunk
-    posterior = xr.Dataset(
-        {
-            "coef": (dims, coef),  # padded with its NaN _FillValue
-            "count": (dims, rng.integers(-5, 9, coef.shape)),  # padded with HDF5's default 0
-            "flag": (dims, rng.random(coef.shape) > 0.5),  # int8, as xarray stores booleans
-            "sigma": (("chain", "draw"), rng.gamma(2.0, size=(2, 300))),  # one chunk
-        },
-        coords={"chain": [0, 1], "draw": np.arange(300), "group": np.arange(37)},
-    )
-    return {"posterior": posterior}
-
-
-def raw_chunks(path: Path) -> dict:
-    """Every stored chunk of every chunked dataset, as its filter mask and bytes on disk."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        for name, ds in f["posterior"].items():
-            if ds.chunks is None:
-                continue
-            for where in ds.iter_chunks():
-                offset = tuple(s.start for s in where)
-                out[(name, offset)] = ds.id.read_direct_chunk(offset)
-    return out
-
-
-@pytest.fixture
-def stored(monkeypatch) -> list:
-    """(dataset, stored directly?) for each variable whose chunks were compressed on the cores."""
-    calls = []
-    store = netcdf_chunks.Compressed.store
-
-    def spy(self, h5ds, data):
-        done = store(self, h5ds, data)
-        calls.append((h5ds.name, done))
-        return done
-
-    monkeypatch.setattr(netcdf_chunks.Compressed, "store", spy)
-    return calls
-
-
-def test_chunks_compressed_on_the_cores_are_the_bytes_hdf5s_filter_stores(
-    tmp_path, monkeypatch, stored
-):
-    written = chunked()
-    write_netcdf(written, tmp_path / "direct.nc", compress=True)
-    assert sorted(stored) == sorted(
-        (f"/posterior/{v}", True) for v in written["posterior"].variables
-    )
-    monkeypatch.setattr(netcdf_chunks, "start", lambda *args: None)  # HDF5's deflate filter
-    write_netcdf(written, tmp_path / "filter.nc", compress=True)
-    direct, through_filter = raw_chunks(tmp_path / "direct.nc"), raw_chunks(tmp_path / "filter.nc")
-    assert direct == through_filter
-    # the case that needs padding was there: many chunks, partial ones on the group and term axes
-    coef = [offset for name, offset in direct if name == "coef"]
-    assert len(coef) == 2 * 4 * 4 * 2 and (1, 225, 30, 2) in coef
-    assert {mask for mask, _ in direct.values()} == {0}  # every filter applied
-    assert (tmp_path / "direct.nc").read_bytes() == (tmp_path / "filter.nc").read_bytes()
-    assert_identical(read_back(tmp_path / "direct.nc", "posterior"), written["posterior"])
-
-
-def test_a_dataset_unlike_the_one_predicted_is_compressed_by_hdf5s_filter(
-    tmp_path, monkeypatch, stored
-):
-    start = netcdf_chunks.start
-
-    def mispredicted(pool, data, fillvalue):
-        made = start(pool, data, fillvalue)
-        if made is not None:  # as if h5py picked another chunk shape than guess_chunk's
-            made.cancel()
-            made = netcdf_chunks.Compressed(pool, data, (1,) * data.ndim, fillvalue)
-        return made
-
-    written = chunked()
-    write_with_xarray(written, tmp_path / "xarray.nc", compress=True)
-    monkeypatch.setattr(netcdf_chunks, "start", mispredicted)
-    write_netcdf(written, tmp_path / "direct.nc", compress=True)
-    assert stored and not any(done for _, done in stored)
-    assert raw_chunks(tmp_path / "direct.nc") == raw_chunks(tmp_path / "xarray.nc")
-    assert hdf5_layout(tmp_path / "direct.nc") == hdf5_layout(tmp_path / "xarray.nc")
-
-
-def test_a_raw_file_has_no_chunks_to_compress(tmp_path, monkeypatch):
-    started = []
-    monkeypatch.setattr(netcdf_chunks, "start", lambda *args: started.append(args))
-    write_netcdf(chunked(), tmp_path / "raw.nc", compress=False)
-    assert started == [] and raw_chunks(tmp_path / "raw.nc") == {}
-    write_with_xarray(chunked(), tmp_path / "xarray.nc", compress=False)
-    assert hdf5_layout(tmp_path / "raw.nc") == hdf5_layout(tmp_path / "xarray.nc")
 
 
 # ---------------------------------------------------------------- posterior.nc written in a thread
@@ -527,16 +428,3 @@ def test_a_second_ctrl_c_still_waits_for_the_background_write(earlier_run, monke
         framework.run(VALID, [*FAKE, "sampler.seed=2"], output_dir=target)
     assert calls and finished == [True]
     assert _unchanged(target, before)
-
-
-def test_a_variable_beyond_hdf5s_chunk_cache_is_left_to_its_filter(tmp_path, monkeypatch, stored):
-    # HDF5 writes such a dataset's chunks as its cache evicts them, out of C order: the
-    # file stays the same only if HDF5's filter writes them (10 MiB > the 8 MiB cache).
-    rng = np.random.default_rng(5)
-    dims = ("chain", "draw", "group", "term")
-    big = xr.Dataset({"coef": (dims, rng.normal(size=(2, 700, 450, 2)))})
-    write_netcdf({"posterior": big}, tmp_path / "direct.nc", compress=True)
-    assert stored == [("/posterior/coef", False)]
-    monkeypatch.setattr(netcdf_chunks, "start", lambda *args: None)
-    write_netcdf({"posterior": big}, tmp_path / "filter.nc", compress=True)
-    assert (tmp_path / "direct.nc").read_bytes() == (tmp_path / "filter.nc").read_bytes()

@@ -10,8 +10,6 @@ stored as int8 with `dtype: bool`, strings as variable-length strings. So
 what xarray's writer would have written. A Dataset holding anything else
 (dask arrays, datetimes, non-string objects, CF encodings) is written by
 xarray's writer instead, whole file, so its encoding rules stay xarray's.
-Compressed variables' chunks are deflated on every core (netcdf_chunks) into
-the bytes HDF5's filter would store.
 """
 
 from __future__ import annotations
@@ -71,23 +69,9 @@ def write_netcdf(groups: Mapping[str, xr.Dataset], path: str | Path, compress: b
         plans[name] = plan
     import h5netcdf
 
-    from . import netcdf_chunks
-
-    pool = netcdf_chunks.pool()
-    try:
-        # compressed on every core while this thread makes the file's structure
-        compressed = {
-            (name, v.name): netcdf_chunks.start(pool, v.data, v.fillvalue)
-            for name, (_, _, variables) in plans.items()
-            for v in variables
-            if v.compress
-        }
-        with h5netcdf.File(str(path), "w") as f:
-            for name, (attrs, sizes, variables) in plans.items():
-                chunks = {v.name: compressed.get((name, v.name)) for v in variables}
-                _write_group(f.create_group(name), attrs, sizes, variables, chunks)
-    finally:  # a failed write leaves no task behind
-        pool.shutdown(cancel_futures=True)
+    with h5netcdf.File(str(path), "w") as f:
+        for name, (attrs, sizes, variables) in plans.items():
+            _write_group(f.create_group(name), attrs, sizes, variables)
 
 
 def write_with_xarray(groups: Mapping[str, xr.Dataset], path: str | Path, compress: bool) -> None:
@@ -103,9 +87,7 @@ def write_with_xarray(groups: Mapping[str, xr.Dataset], path: str | Path, compre
         mode = "a"
 
 
-def _write_group(
-    group, attrs: dict, sizes: dict, variables: list[PlannedVariable], compressed: dict
-) -> None:
+def _write_group(group, attrs: dict, sizes: dict, variables: list[PlannedVariable]) -> None:
     # xarray's order: dataset attributes, dimensions, then each variable and its data
     for key, value in attrs.items():
         group.attrs[key] = value
@@ -122,12 +104,7 @@ def _write_group(
         )
         for key, value in v.attrs.items():
             var.attrs[key] = value
-        chunks = compressed[v.name]
-        # h5netcdf's Variable keeps its h5py Dataset as _h5ds (private: another h5netcdf may
-        # not have it). Looked up only for these: opening it changes the file's bytes.
-        h5ds = None if chunks is None else getattr(var, "_h5ds", None)
-        if h5ds is None or not chunks.store(h5ds, v.data):
-            var[...] = v.data  # HDF5's own filter, if any, compresses
+        var[...] = v.data
 
 
 def _plan_group(name, ds: xr.Dataset, compress: bool):

@@ -91,9 +91,9 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 class PosteriorWriter:
     """posterior.nc written into `folder` by a thread, while the run computes its tables.
 
-    h5py releases the GIL inside HDF5, as zlib (netcdf_chunks) and numpy's large
-    operations do, so the write overlaps the summary. `wait` re-raises the thread's exception in the
-    caller, as a write in the caller would have; `close` only waits, so a failed run's
+    h5py releases the GIL inside HDF5 (its deflate filter included), as numpy's large
+    operations do, so the write overlaps the summary. `wait` re-raises the thread's exception
+    in the caller, as a write in the caller would have; `close` only waits, so a failed run's
     folder is removed after the thread has stopped writing into it.
     """
 
