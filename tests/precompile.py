@@ -83,9 +83,7 @@ def resolve(job: str) -> tuple[str, str] | None:
 
     engine, key = job.split(":")
     cmdstan, pystan = engines.cmdstan_status()[0], engines.pystan_status()[0]
-    if engine == "auto":
-        engine = "cmdstanpy" if cmdstan else "pystan"
-    elif engine == "density":
+    if engine in ("auto", "density"):  # the exactness checks take auto's engine too
         engine = density_engine()
     if engine == "pystan" and key == "full-non_centred-independent" and cmdstan:
         return None  # test_conformance leaves it to CmdStan when there is one

@@ -20,9 +20,7 @@ LogDensity = Callable[[dict], float]
 
 def engine() -> str | None:
     """The engine the exactness tests use here: "cmdstanpy", "pystan", or None (neither runs)."""
-    if engines.cmdstan_status()[0]:
-        return "cmdstanpy"
-    return "pystan" if engines.pystan_status()[0] else None
+    return engines.choose({"engine": "auto"})[0]  # auto prefers cmdstanpy, as a fit's does
 
 
 def log_density(code: str, data: dict) -> LogDensity:

@@ -48,17 +48,21 @@ def lme4_name(term: str) -> str:
     return ":".join(part.replace("[", "").replace("]", "") for part in term.split(":"))
 
 
+# Wide priors on the data sets' scales, so the posterior follows the likelihood as lme4 does.
+WIDE_PRIORS = {
+    "beta": "normal(0, 1000)",
+    "group_sd": "half_normal(100)",
+    "group_corr": "lkj(1)",
+    "sigma": "half_normal(100)",
+}
+
+
 def spec_for(name: str) -> tuple[dict, dict]:
     """(lme4's reference, the spec that fits its data as lme4 does, with wide priors)."""
     ref = json.loads((REFERENCE / f"{name}.json").read_text())
     model = {
         "formula": ref["formula"],
-        "priors": {
-            "beta": "normal(0, 1000)",
-            "group_sd": "half_normal(100)",
-            "group_corr": "lkj(1)",
-            "sigma": "half_normal(100)",
-        },
+        "priors": dict(WIDE_PRIORS),
     }
     if ref["categorical"]:
         model["categorical"] = {

@@ -23,15 +23,11 @@ import framework
 # CLI tests here would fail on the backend, not on what they test.
 pytest.importorskip("framework_stan", reason="the Stan backend is not installed")
 
+# The lme4 agreement test's priors: the same Stan program (its text depends only on the
+# model's structure and prior families), so this module compiles nothing of its own.
+from test_lme4_agreement import WIDE_PRIORS  # noqa: E402
+
 REAL = Path(__file__).parent / "reference" / "real"
-# The lme4 agreement test's priors and settings: the same Stan program (its text depends only
-# on the model's structure and prior families), so this test compiles nothing of its own.
-WIDE = {
-    "beta": "normal(0, 1000)",
-    "group_sd": "half_normal(100)",
-    "group_corr": "lkj(1)",
-    "sigma": "half_normal(100)",
-}
 
 
 def write_spec(folder: Path, name: str, data: Path, model: dict, **extra) -> Path:
@@ -75,7 +71,7 @@ def test_panel_population_coefficients_are_least_squares(tmp_path):
     by far more (lme4 on these data gives the same beta to every printed digit).
     """
     data = REAL / "loblolly.csv"
-    model = {"formula": "height ~ age + (age | Seed)", "priors": WIDE}
+    model = {"formula": "height ~ age + (age | Seed)", "priors": WIDE_PRIORS}
     sampler = {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 11}
     spec = write_spec(tmp_path, "loblolly", data, model, sampler=sampler,
                       output={"plots": False})  # fmt: skip
@@ -133,7 +129,7 @@ def test_set_starts_the_forecast_list_of_a_spec_without_one(tmp_path):
     """`--set forecasts.0.x=...` on a spec with no forecasts once made a mapping {"0": ...} and
     was refused with `forecasts: must be a list (got a mapping)`, which the user never wrote."""
     spec = write_spec(tmp_path, "loblolly", REAL / "loblolly.csv",
-                      {"formula": "height ~ age + (age | Seed)", "priors": WIDE})  # fmt: skip
+                      {"formula": "height ~ age + (age | Seed)", "priors": WIDE_PRIORS})  # fmt: skip
     done = validate(spec, "forecasts.0.group=301", "forecasts.0.x=30", "forecasts.1.group=new",
                     "forecasts.1.x=30")  # fmt: skip
     assert done.returncode == 0 and done.stderr == "", done.stderr
@@ -180,7 +176,7 @@ def test_collinear_terms_are_named(tmp_path):
     rows["age_months"] = 12 * rows["age"]
     data = tmp_path / "loblolly_months.csv"
     rows.to_csv(data, index=False)
-    priors = {k: v for k, v in WIDE.items() if k != "group_corr"}  # one group term
+    priors = {k: v for k, v in WIDE_PRIORS.items() if k != "group_corr"}  # one group term
     spec = write_spec(tmp_path, "months", data,
                       {"formula": "height ~ age + age_months + (1 | Seed)", "priors": priors})  # fmt: skip
     warns_once_and_not_without(
@@ -195,7 +191,7 @@ def test_a_group_level_predictor_varying_by_group_is_named(tmp_path):
     effect that is only a second intercept (lme4: a singular fit). Said before sampling."""
     lme4_orthodont = Path(__file__).parent / "reference" / "lme4" / "orthodont.csv"
     spec = write_spec(tmp_path, "orthodont", lme4_orthodont,
-                      {"formula": "distance ~ age + Sex + (Sex | Subject)", "priors": WIDE,
+                      {"formula": "distance ~ age + Sex + (Sex | Subject)", "priors": WIDE_PRIORS,
                        "categorical": {"Sex": {"reference": "Male"}}})  # fmt: skip
     warns_once_and_not_without(
         spec,

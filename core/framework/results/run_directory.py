@@ -99,9 +99,7 @@ class PosteriorWriter:
 
     def __init__(self, folder: Path, idata):
         size = idata.nbytes
-        output_folder.check_space(
-            folder, size
-        )  # before HDF5 starts, which fails badly on a full disk
+        output_folder.check_space(folder, size)  # before HDF5, which fails badly on a full disk
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._write, args=(folder, idata, size), name="posterior.nc"
