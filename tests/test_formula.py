@@ -75,7 +75,9 @@ def test_columns_in_order_response_first_group_last():
     ("text", "says"),
     [
         ("y ~ log(x) + (1 | g)", "calls log(...)"),
-        ("y ~ x + I(x^2) + (1 | g)", "compute transformed values as a new column"),
+        ("y ~ x + I(x^2) + (1 | g)", "calls I(...)"),
+        ("log(y) ~ x + (1 | g)", "calls log(...)"),
+        ("y ~ x + (1 | g) + poly(x, 2)", "calls poly(...)"),
         ("y ~ x + exp(x) + (1 | g)", "calls exp(...)"),
         ("y ~ x + x^2 + (1 | g)", "cannot read '^2"),
         ("y ~ x + (1 | a/b)", "nested (a/b)"),

@@ -245,6 +245,15 @@ def test_forecast_x_needs_one_numeric_predictor(tmp_path):
     assert line.startswith("spec.yaml:7: forecasts.0.x: is for a model with exactly one predictor")
 
 
+def test_forecast_x_given_column_values_points_to_at(tmp_path):
+    with pytest.raises(SpecError) as err:  # refused as the spec is read
+        spec_of(tmp_path, "  formula: y ~ x + (1 | g)\n", "forecasts:\n  - {group: a, x: {x: 3}}\n")
+    (line,) = err.value.problems
+    line = line.replace(str(tmp_path / "spec.yaml"), "spec.yaml")
+    assert line.startswith("spec.yaml:7: forecasts.0.x: takes one number")
+    assert line.endswith("write at: {x: 3} instead of x")
+
+
 def test_forecast_at_values_of_the_wrong_kind(tmp_path):
     fc = "forecasts:\n  - {group: a, at: {x: 1, trt: A}}\n  - {group: a, at: {x: one, trt: B}}\n"
     line = refused(tmp_path, "  formula: y ~ x + trt + (1 | g)\n", forecasts=fc)

@@ -23,12 +23,21 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<name>(?:[^\W\d]|\.)[\w.]*)|`(?P<quoted>[^`]+)`|(?P<num>\d+(?:\.\d*)?)"
     r"|(?P<op>\|\||[~+\-*:()|/]))"
 )
+# A call left open where the text stops being readable: the `I(` of `I(x^2)`.
+_OPEN_CALL = re.compile(r"((?:[^\W\d]|\.)[\w.]*)\s*\([^()|~]*$")
 # As R's syntactic names: letters of any script (Größe), digits, '.' and '_', not a digit first.
 _IDENTIFIER = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")
 
 
 class FormulaError(ValueError):
     """A formula cannot be read; the message says what to write instead."""
+
+
+def _call_error(name: str) -> FormulaError:
+    return FormulaError(
+        f"calls {name}(...): functions are not evaluated in a formula; add the "
+        "transformed values to the data as a column and name that column"
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,9 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             break
         m = _TOKEN.match(text, pos)
         if not m:
+            call = _OPEN_CALL.search(text, 0, pos)  # I(x^2): the call is what to explain
+            if call:
+                raise _call_error(call.group(1))
             bad = text[pos:].strip()[:20]
             raise FormulaError(
                 f"cannot read {bad!r}: a formula holds column names, 1, 0, +, -1, :, *, "
@@ -129,11 +141,7 @@ class _Parser:
         if tok[0] == "end":
             return FormulaError("ends too early; write e.g. y ~ x + (x | g)")
         if tok[0] == "op" and tok[1] == "(" and self.i > 0 and self.peek(-1)[0] == "name":
-            name = self.peek(-1)[1]
-            return FormulaError(
-                f"calls {name}(...): functions are not evaluated in a formula; add the "
-                "transformed values to the data as a column and name that column"
-            )
+            return _call_error(self.peek(-1)[1])
         if tok[0] == "num":
             return FormulaError(
                 f"has the number {tok[1]}: only 1 (intercept), 0 and -1 (no intercept) may "
@@ -148,6 +156,8 @@ class _Parser:
         if self.peek()[0] != "name":
             raise FormulaError("must start with the response column, e.g. y ~ x + (x | g)")
         response = self.take("name")[1]
+        if self.peek() == ("op", "("):  # log(y) ~ ...
+            raise self.unexpected(self.peek())
         if self.peek() != ("op", "~"):
             raise FormulaError(f"needs '~' after the response {response!r}: y ~ x + (x | g)")
         self.take("op", "~")

@@ -34,6 +34,19 @@ class Forecast(_Strict):
             raise ValueError("must be a group label, not true/false")
         return _text(v) if isinstance(v, int | float) else v
 
+    @field_validator("x", mode="before")
+    @classmethod
+    def _not_values(cls, v):
+        if isinstance(v, dict):  # x: {age: 30}, meant as `at`
+            given = ", ".join(
+                f"{k}: {_text(w) if isinstance(w, int | float) else w}" for k, w in v.items()
+            )
+            raise ValueError(
+                f"takes one number (the model's one numeric predictor); for values by column "
+                f"write at: {{{given}}} instead of x"
+            )
+        return v
+
     @field_validator("x")
     @classmethod
     def _finite(cls, v):
