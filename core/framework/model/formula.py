@@ -19,14 +19,15 @@ from itertools import combinations
 
 MAX_FORMULA = 2_000  # characters; a formula is a line, not a program
 
+# As R's syntactic names: letters of any script (Größe), digits, '.' and '_', not a digit first.
+_NAME = r"(?:[^\W\d]|\.)[\w.]*"
 _TOKEN = re.compile(
-    r"\s*(?:(?P<name>(?:[^\W\d]|\.)[\w.]*)|`(?P<quoted>[^`]+)`|(?P<num>\d+(?:\.\d*)?)"
+    rf"\s*(?:(?P<name>{_NAME})|`(?P<quoted>[^`]+)`|(?P<num>\d+(?:\.\d*)?)"
     r"|(?P<op>\|\||[~+\-*:()|/]))"
 )
+_IDENTIFIER = re.compile(rf"^{_NAME}$")
 # A call left open where the text stops being readable: the `I(` of `I(x^2)`.
-_OPEN_CALL = re.compile(r"((?:[^\W\d]|\.)[\w.]*)\s*\([^()|~]*$")
-# As R's syntactic names: letters of any script (Größe), digits, '.' and '_', not a digit first.
-_IDENTIFIER = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")
+_OPEN_CALL = re.compile(rf"({_NAME})\s*\([^()|~]*$")
 
 
 class FormulaError(ValueError):
